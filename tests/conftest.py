@@ -1,0 +1,55 @@
+"""Shared fixtures: a fixed seed, a private working folder, and a way to run the real `trainkit` CLI in-process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.pytorch import seed_everything
+
+REPO = Path(__file__).resolve().parents[1]
+DIGITS_CONFIG = REPO / "configs" / "classification" / "digits.yaml"
+
+# A few-second version of the digits experiment: timm's tiny test_resnet on 16 px images, a few batches.
+TINY_DIGITS = [
+    "--config", str(DIGITS_CONFIG),
+    "--model.init_args.backbone", "test_resnet",
+    "--data.init_args.image_size", "16",
+    "--trainer.max_epochs", "1",
+    "--trainer.limit_train_batches", "4",
+    "--trainer.limit_val_batches", "2",
+    "--trainer.limit_test_batches", "2",
+    "--trainer.enable_progress_bar", "false",
+    "--trainer.enable_model_summary", "false",
+]
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_threads() -> None:
+    seed_everything(0, verbose=False)
+    torch.set_num_threads(2)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in a private folder so `runs/` and `data/` never touch the repo."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TRAINKIT_RUN_VERSION", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def trainkit(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """Call `trainkit ARGS...` in-process; returns the exit code (0 when it returned normally)."""
+    from trainkit.cli import main
+
+    def run(*args: str) -> int:
+        monkeypatch.delenv("TRAINKIT_RUN_VERSION", raising=False)
+        try:
+            main([str(a) for a in args])
+        except SystemExit as done:
+            return int(done.code or 0)
+        return 0
+
+    return run

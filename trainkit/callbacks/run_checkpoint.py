@@ -1,0 +1,50 @@
+"""Checkpointing with trainkit's defaults: `best.ckpt` by the monitored metric and `last.ckpt`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint whose defaults give each run `checkpoints/best.ckpt` and `checkpoints/last.ckpt`."""
+
+    def __init__(
+        self,
+        monitor: str | None = "val/loss",
+        mode: Literal["min", "max"] = "min",
+        filename: str = "best",
+        save_last: bool = True,
+        save_top_k: int = 1,
+        every_n_epochs: int | None = None,
+        every_n_train_steps: int | None = None,
+        train_time_interval_minutes: float | None = None,
+        save_weights_only: bool = False,
+    ) -> None:
+        """Args:
+        monitor: metric that picks the best checkpoint (set once with the top-level --monitor).
+        mode: whether a lower (min) or higher (max) monitored value is better.
+        filename: file name of the best checkpoint.
+        save_last: also keep `last.ckpt`, the point to resume from.
+        save_top_k: how many best checkpoints to keep (-1 keeps all).
+        every_n_epochs: save every N epochs.
+        every_n_train_steps: save every N optimizer steps (keeps mid-epoch resume points fresh).
+        train_time_interval_minutes: save every this many minutes of training.
+        save_weights_only: drop optimizer and scheduler state (smaller, but cannot resume exactly).
+        """
+        from datetime import timedelta
+
+        interval = timedelta(minutes=train_time_interval_minutes) if train_time_interval_minutes else None
+        super().__init__(
+            monitor=monitor,
+            mode=mode,
+            filename=filename,
+            save_last=save_last,
+            save_top_k=save_top_k,
+            every_n_epochs=every_n_epochs,
+            every_n_train_steps=every_n_train_steps,
+            train_time_interval=interval,
+            save_weights_only=save_weights_only,
+            auto_insert_metric_name=False,
+        )

@@ -1,0 +1,224 @@
+"""The `trainkit` command: a LightningCLI with trainkit's run layout, defaults and one-line errors.
+
+No training logic lives here. Extra commands (`trainkit lr-find`, `trainkit doctor`, ...) are the modules of
+`trainkit.commands`, each with a `main(argv)`; adding one is adding a file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import os
+import pkgutil
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import LightningDataModule, Trainer
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import CSVLogger, Logger
+
+import trainkit.data  # noqa: F401  (registers the DataModules so `class_path: DigitsDataModule` works)
+import trainkit.tasks  # noqa: F401  (registers the task modules for short class_path names)
+from trainkit.callbacks import CLI_CALLBACKS
+from trainkit.errors import ConfigError
+from trainkit.runs import plan_version, resolve_ckpt_path, run_dir_of_checkpoint
+from trainkit.tasks import TaskModule
+
+DEBUG_ENV = "TRAINKIT_DEBUG"
+_SPECIFIC = re.compile(r"not expected|does not|not a |expected|invalid|no such|not found|unrecognized", re.I)
+
+
+class RunConfigSaver(SaveConfigCallback):
+    """Save the resolved config into the run folder so that `trainkit fit --config <it>` reruns the experiment.
+
+    A rerun or resume never fails on an existing `config.yaml`: an identical config is not written again, and a
+    different one is written beside it as `config-1.yaml`, `config-2.yaml`, ...
+    """
+
+    def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
+        if self.already_saved:
+            return
+        if trainer.is_global_zero and trainer.log_dir is not None:
+            config = self.config.clone()
+            if "ckpt_path" in config:
+                config.ckpt_path = None  # the saved config reruns the experiment; resuming is a flag, not config
+            text = self.parser.dump(config, skip_none=False)
+            log_dir = Path(trainer.log_dir)
+            log_dir.mkdir(parents=True, exist_ok=True)
+            existing = sorted(log_dir.glob("config*.yaml"))
+            if not any(path.read_text() == text for path in existing):
+                path = log_dir / "config.yaml"
+                index = 0
+                while path.exists():
+                    index += 1
+                    path = log_dir / f"config-{index}.yaml"
+                path.write_text(text)
+        self.already_saved = True
+        self.already_saved = trainer.strategy.broadcast(self.already_saved)
+
+
+class TrainkitCLI(LightningCLI):
+    """LightningCLI with trainkit's run folders, checkpoint/early-stopping groups and end-of-fit summary."""
+
+    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        self.run_dir: Path | None = None
+        super().__init__(
+            model_class=TaskModule,
+            subclass_mode_model=True,
+            datamodule_class=LightningDataModule,
+            subclass_mode_data=True,
+            save_config_callback=RunConfigSaver,
+            auto_configure_optimizers=False,
+            parser_kwargs={"exit_on_error": False, "description": _description()},
+            args=args,
+            run=run,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        add = parser.add_argument
+        add("--experiment", type=str, default="default", help="Experiment name: its runs go to RUNS_DIR/EXPERIMENT/.")
+        add("--runs_dir", type=str, default="runs", help="Root folder of all runs.")
+        add("--run_name", type=str | None, default=None, help="Fixed run folder name instead of the next version_N.")
+        add("--monitor", type=str, default="val/loss", help="Metric that picks the best checkpoint and early-stops.")
+        add("--mode", type=str, default="min", choices=["min", "max"], help="Whether lower or higher is better.")
+        add("--test_after_fit", type=bool, default=False, help="Test the best checkpoint when fit ends.")
+        for key, callback_class in CLI_CALLBACKS.items():
+            parser.add_lightning_class_args(callback_class, key)
+            params = inspect.signature(callback_class.__init__).parameters
+            for name in ("monitor", "mode"):
+                if name in params:
+                    parser.link_arguments(name, f"{key}.{name}")
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        config = self.config.get(self.config.get("subcommand") or "", self.config)
+        if "ckpt_path" in config:
+            config_files = [str(path) for path in (config.get("config") or []) if path is not None]
+            config.ckpt_path = resolve_ckpt_path(config.ckpt_path, config.runs_dir, config.experiment, config_files)
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
+        if config.get("enable_checkpointing") is False:
+            callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
+        user_callbacks = list(config.get("callbacks") or [])
+        has_bar = any(isinstance(c, ProgressBar) for c in user_callbacks)
+        if config.get("enable_progress_bar", True) is not False and not has_bar:
+            user_callbacks.append(_progress_bar())
+        config["callbacks"] = user_callbacks
+        if config.get("logger") in (None, True):
+            config["logger"] = self._run_loggers()
+        return super()._instantiate_trainer(config, callbacks)
+
+    def _run_loggers(self) -> list[Logger]:
+        """CSV metrics always, TensorBoard too when installed, all in one run folder."""
+        cfg = self._get(self.config, "__root__", None) or self.config.get(str(self.subcommand), self.config)
+        ckpt_path = cfg.get("ckpt_path")
+        if self.subcommand in (None, "fit"):
+            save_dir = Path(cfg.runs_dir) / cfg.experiment
+            version = plan_version(cfg.runs_dir, cfg.experiment, cfg.run_name, ckpt_path if self.subcommand else None)
+        else:
+            # Evaluations of a finished run log inside it: runs/<exp>/version_N/test/version_K.
+            evaluated = run_dir_of_checkpoint(ckpt_path) if ckpt_path else None
+            save_dir = (evaluated if evaluated is not None else Path(cfg.runs_dir) / cfg.experiment) / self.subcommand
+            version = plan_version(save_dir.parent, save_dir.name, None, None)
+        self.run_dir = save_dir / version
+        loggers: list[Logger] = [CSVLogger(save_dir=str(save_dir), name="", version=version)]
+        if importlib.util.find_spec("tensorboard") is not None:
+            from lightning.pytorch.loggers import TensorBoardLogger
+
+            loggers.append(TensorBoardLogger(save_dir=str(save_dir), name="", version=version, default_hp_metric=False))
+        return loggers
+
+    def after_fit(self) -> None:
+        cfg = self.config.fit
+        test_metrics: dict[str, float] = {}
+        checkpoint = self.trainer.checkpoint_callback
+        best = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
+        if cfg.test_after_fit and not self.trainer.interrupted:
+            results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None, verbose=False)
+            test_metrics = results[0] if results else {}
+        if self.trainer.is_global_zero:
+            print(_summary(self.run_dir, checkpoint, test_metrics), flush=True)
+
+
+def _progress_bar() -> ProgressBar:
+    """Lightning's rich bar where rich is installed, else its tqdm bar."""
+    if importlib.util.find_spec("rich") is not None:
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        return RichProgressBar(leave=True)
+    from lightning.pytorch.callbacks import TQDMProgressBar
+
+    return TQDMProgressBar()
+
+
+def _summary(run_dir: Path | None, checkpoint: Callback | None, test_metrics: dict[str, float]) -> str:
+    """The few lines a person wants when fit ends: where things are and how good the result is."""
+    lines = ["", "trainkit fit finished"]
+    if run_dir is not None:
+        lines.append(f"  run folder       {run_dir}")
+    if isinstance(checkpoint, ModelCheckpoint) and checkpoint.best_model_path:
+        score = checkpoint.best_model_score
+        value = f" ({checkpoint.monitor}={float(score):.4f})" if score is not None else ""
+        lines.append(f"  best checkpoint  {checkpoint.best_model_path}{value}")
+    if isinstance(checkpoint, ModelCheckpoint) and checkpoint.last_model_path:
+        lines.append(f"  last checkpoint  {checkpoint.last_model_path}")
+    for name, value in sorted(test_metrics.items()):
+        lines.append(f"  {name:<16} {value:.4f}")
+    return "\n".join(lines)
+
+
+def extra_commands() -> dict[str, str]:
+    """Command name (`lr-find`) -> module (`trainkit.commands.lr_find`) for every module in trainkit.commands."""
+    import trainkit.commands
+
+    return {
+        info.name.replace("_", "-"): f"trainkit.commands.{info.name}"
+        for info in pkgutil.iter_modules(trainkit.commands.__path__)
+        if not info.name.startswith("_")
+    }
+
+
+def _description() -> str:
+    extra = ", ".join(sorted(extra_commands()))
+    text = "trainkit: train deep networks from YAML experiments. Subcommands: fit, validate, test, predict"
+    return f"{text}; also {extra} (trainkit COMMAND --help)." if extra else f"{text}."
+
+
+def one_line(error: BaseException) -> str:
+    """Squeeze an error message (jsonargparse's are nested over several lines) into one readable line."""
+    text = str(error).strip() or type(error).__name__
+    lines = [line.strip(" -") for line in text.splitlines() if line.strip(" -")]
+    if len(lines) > 1:
+        specific = [line for line in lines if _SPECIFIC.search(line)]
+        lines = [lines[0], specific[-1]] if specific and specific[-1] != lines[0] else lines[:2]
+    return re.sub(r"\s+", " ", ": ".join(lines))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `trainkit` console script."""
+    from_shell = argv is None
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        commands = extra_commands() if argv and not argv[0].startswith("-") else {}
+        if argv and argv[0] in commands:
+            importlib.import_module(commands[argv[0]]).main(argv[1:])
+        else:
+            TrainkitCLI(args=None if from_shell else argv)
+    except KeyboardInterrupt:
+        print("trainkit: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as error:  # noqa: BLE001  every failure a user can cause ends as one line, not a traceback
+        if os.environ.get(DEBUG_ENV):
+            raise
+        is_usage = isinstance(error, ConfigError) or type(error).__name__ == "ArgumentError"
+        prefix = "" if is_usage else f"{type(error).__name__}: "
+        print(f"trainkit: error: {prefix}{one_line(error)} (set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
+        sys.exit(2 if is_usage else 1)
+
+
+if __name__ == "__main__":
+    main()

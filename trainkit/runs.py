@@ -1,0 +1,77 @@
+"""Where a run's files go (`runs/<experiment>/version_N/`) and how `best`/`last` checkpoint names are resolved."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from trainkit.errors import ConfigError
+
+CHECKPOINT_DIR = "checkpoints"
+CKPT_ALIASES = ("best", "last", "auto")
+_VERSION_ENV = "TRAINKIT_RUN_VERSION"  # handed to DDP worker processes so every rank agrees on the folder
+
+
+def run_dirs(runs_dir: str | Path, experiment: str) -> list[Path]:
+    """The experiment's `version_N` folders, oldest first."""
+    root = Path(runs_dir) / experiment
+    found = [p for p in root.glob("version_*") if p.is_dir() and p.name.removeprefix("version_").isdigit()]
+    return sorted(found, key=lambda p: int(p.name.removeprefix("version_")))
+
+
+def next_version(runs_dir: str | Path, experiment: str) -> str:
+    """Name of the next free `version_N` folder."""
+    existing = run_dirs(runs_dir, experiment)
+    return f"version_{int(existing[-1].name.removeprefix('version_')) + 1 if existing else 0}"
+
+
+def run_dir_of_checkpoint(ckpt_path: str | Path) -> Path | None:
+    """The run folder a checkpoint was written into, or None for a checkpoint kept elsewhere."""
+    path = Path(ckpt_path).resolve()
+    return path.parent.parent if path.parent.name == CHECKPOINT_DIR else None
+
+
+def plan_version(runs_dir: str | Path, experiment: str, run_name: str | None, ckpt_path: str | None) -> str:
+    """Folder name for a fit: the run a resumed checkpoint came from, an explicit name, or the next version."""
+    inherited = os.environ.get(_VERSION_ENV)
+    if inherited and (int(os.environ.get("LOCAL_RANK", 0)) > 0 or int(os.environ.get("NODE_RANK", 0)) > 0):
+        return inherited
+    run_dir = run_dir_of_checkpoint(ckpt_path) if ckpt_path else None
+    if run_dir is not None and run_dir.parent.resolve() == (Path(runs_dir) / experiment).resolve():
+        version = run_dir.name
+    else:
+        version = run_name or next_version(runs_dir, experiment)
+    os.environ[_VERSION_ENV] = version
+    return version
+
+
+def resolve_ckpt_path(
+    value: str | None, runs_dir: str | Path, experiment: str, config_files: Iterable[str | Path] = ()
+) -> str | None:
+    """Turn `best`, `last` or `auto` into a checkpoint file; check that an explicit path exists.
+
+    A config file saved inside a run folder points at that run; otherwise the newest run of the experiment
+    holding the requested checkpoint is used. `auto` is `last` when there is one, else None (a fresh start).
+    """
+    if value is None or value == "":
+        return None
+    if value not in CKPT_ALIASES:
+        if not Path(value).is_file():
+            raise ConfigError(f"checkpoint '{value}' does not exist; pass an existing .ckpt file, or best/last/auto")
+        return value
+    name = "last" if value == "auto" else value
+    config_dirs = [Path(c).resolve().parent for c in config_files]
+    candidates = [d for d in config_dirs if (d / CHECKPOINT_DIR).is_dir()]
+    candidates = candidates or list(reversed(run_dirs(runs_dir, experiment)))
+    for run_dir in candidates:
+        ckpt = run_dir / CHECKPOINT_DIR / f"{name}.ckpt"
+        if ckpt.is_file():
+            return str(ckpt)
+    if value == "auto":
+        return None
+    where = Path(runs_dir) / experiment
+    raise ConfigError(
+        f"no '{name}' checkpoint in {where}/version_*/{CHECKPOINT_DIR}/; run `trainkit fit` with this experiment "
+        "first, or pass --ckpt_path PATH"
+    )

@@ -1,0 +1,106 @@
+"""TaskModule: the shared base of every task family. It owns optimizer/scheduler wiring, `stage/metric` logging
+and the checks that the model matches its data, so task files only say what is particular to them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningModule
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+
+from trainkit.errors import ConfigError
+from trainkit.optim import OptimizerConfig, SchedulerConfig
+
+STAGES = ("train", "val", "test")
+
+
+class TaskModule(LightningModule):
+    """Base LightningModule: subclasses implement `forward` and `step`, and register metrics with `init_metrics`."""
+
+    matched_data_attributes: tuple[str, ...] = ()
+    """Attributes that must agree between the model and its DataModule (e.g. num_classes)."""
+
+    def __init__(self, optimizer: OptimizerConfig | None = None, scheduler: SchedulerConfig | None = None) -> None:
+        """Args:
+        optimizer: optimizer name and arguments (AdamW, lr 1e-3 by default).
+        scheduler: LR schedule; none keeps the LR constant.
+        """
+        super().__init__()
+        self.optimizer_config = optimizer or OptimizerConfig()
+        self.scheduler_config = scheduler
+        self.train_metrics: MetricCollection | None = None
+        self.val_metrics: MetricCollection | None = None
+        self.test_metrics: MetricCollection | None = None
+
+    def init_metrics(self, metrics: MetricCollection) -> None:
+        """Register one copy of `metrics` per stage, logged as `train/...`, `val/...`, `test/...`."""
+        for stage in STAGES:
+            setattr(self, f"{stage}_metrics", metrics.clone(prefix=f"{stage}/"))
+
+    def step(self, batch: Any, stage: str) -> tuple[Tensor, Tensor, Tensor]:
+        """Return (loss, predictions for the metrics, targets) for one batch."""
+        raise NotImplementedError
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "test")
+
+    def _shared_step(self, batch: Any, stage: str) -> Tensor:
+        loss, preds, target = self.step(batch, stage)
+        is_train = stage == "train"
+        # Per-step values only for training; val/test are epoch means, synced across processes.
+        self.log(f"{stage}/loss", loss, on_step=is_train, on_epoch=True, prog_bar=True,
+                 batch_size=len(target), sync_dist=not is_train)
+        metrics: MetricCollection | None = getattr(self, f"{stage}_metrics")
+        if metrics is not None:
+            metrics.update(preds, target)
+            self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=not is_train, batch_size=len(target))
+        return loss
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        optimizer = self.trainer.optimizers[0] if self.trainer.optimizers else None
+        if optimizer is not None:
+            self.log("train/lr", optimizer.param_groups[0]["lr"], on_step=True, on_epoch=False, batch_size=1)
+
+    def optimized_module(self) -> nn.Module:
+        """The module whose trainable parameters the optimizer covers (a distillation student overrides it)."""
+        return self
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_config.build(self.optimized_module())
+        if self.scheduler_config is None:
+            return optimizer
+        by_step = self.scheduler_config.interval == "step"
+        total = self.trainer.estimated_stepping_batches if by_step else self.trainer.max_epochs
+        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_config.build(optimizer, total)}
+
+    def setup(self, stage: str) -> None:
+        self._check_matches_data()
+
+    def _check_matches_data(self) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        for name in self.matched_data_attributes:
+            ours, theirs = getattr(self, name, None), getattr(datamodule, name, None)
+            if ours is not None and theirs is not None and ours != theirs:
+                raise ConfigError(
+                    f"model.{name}={ours} but the data has {name}={theirs}; set --model.{name} {theirs}"
+                )
+
+    def predict_step(self, batch: Any, batch_idx: int) -> Any:
+        inputs = batch[0] if isinstance(batch, list | tuple) else batch
+        return self(inputs)
+
+    def write_predictions(self, predictions: list[Any], out_dir: Path) -> Path:
+        """Save what `predict_step` returned; tasks override this to write their natural format."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / "predictions.pt"
+        torch.save(predictions, path)
+        return path
