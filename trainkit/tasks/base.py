@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 
 from trainkit.errors import ConfigError
 from trainkit.optim import OptimizerConfig, SchedulerConfig
@@ -35,10 +35,13 @@ class TaskModule(LightningModule):
         self.val_metrics: MetricCollection | None = None
         self.test_metrics: MetricCollection | None = None
 
-    def init_metrics(self, metrics: MetricCollection) -> None:
+    def init_metrics(self, metrics: dict[str, Metric]) -> None:
         """Register one copy of `metrics` per stage, logged as `train/...`, `val/...`, `test/...`."""
+        # compute_groups=False: torchmetrics may otherwise merge metrics whose states happen to match on the first
+        # batch (e.g. top-5 accuracy and macro F1) and report one's value for the other.
+        collection = MetricCollection(metrics, compute_groups=False)
         for stage in STAGES:
-            setattr(self, f"{stage}_metrics", metrics.clone(prefix=f"{stage}/"))
+            setattr(self, f"{stage}_metrics", collection.clone(prefix=f"{stage}/"))
 
     def step(self, batch: Any, stage: str) -> tuple[Tensor, Tensor, Tensor]:
         """Return (loss, predictions for the metrics, targets) for one batch."""

@@ -8,7 +8,6 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from trainkit.models import create_backbone
@@ -65,7 +64,7 @@ class ClassificationModule(TaskModule):
         }
         if num_classes > 5:
             metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
-        self.init_metrics(MetricCollection(metrics))
+        self.init_metrics(metrics)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
