@@ -114,7 +114,7 @@ class TrainkitCLI(LightningCLI):
 
     def _run_loggers(self) -> list[Logger]:
         """CSV metrics always, TensorBoard too when installed, all in one run folder."""
-        cfg = self._get(self.config, "__root__", None) or self.config.get(str(self.subcommand), self.config)
+        cfg = self.config.get(str(self.subcommand), self.config)
         ckpt_path = cfg.get("ckpt_path")
         if self.subcommand in (None, "fit"):
             save_dir = Path(cfg.runs_dir) / cfg.experiment
