@@ -22,6 +22,7 @@ TINY_DIGITS = [
     "--trainer.limit_test_batches", "2",
     "--trainer.enable_progress_bar", "false",
     "--trainer.enable_model_summary", "false",
+    "--trainer.log_every_n_steps", "2",
 ]
 
 

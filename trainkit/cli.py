@@ -19,17 +19,17 @@ from typing import Any
 from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.loggers import Logger
 
 import trainkit.data  # noqa: F401  (registers the DataModules so `class_path: DigitsDataModule` works)
 import trainkit.tasks  # noqa: F401  (registers the task modules for short class_path names)
 from trainkit.callbacks import CLI_CALLBACKS
 from trainkit.errors import ConfigError
+from trainkit.loggers import RunCSVLogger
 from trainkit.runs import plan_version, resolve_ckpt_path, run_dir_of_checkpoint
 from trainkit.tasks import TaskModule
 
 DEBUG_ENV = "TRAINKIT_DEBUG"
-_SPECIFIC = re.compile(r"not expected|does not|not a |expected|invalid|no such|not found|unrecognized", re.I)
 
 
 class RunConfigSaver(SaveConfigCallback):
@@ -125,7 +125,7 @@ class TrainkitCLI(LightningCLI):
             save_dir = (evaluated if evaluated is not None else Path(cfg.runs_dir) / cfg.experiment) / self.subcommand
             version = plan_version(save_dir.parent, save_dir.name, None, None)
         self.run_dir = save_dir / version
-        loggers: list[Logger] = [CSVLogger(save_dir=str(save_dir), name="", version=version)]
+        loggers: list[Logger] = [RunCSVLogger(save_dir=str(save_dir), name="", version=version)]
         if importlib.util.find_spec("tensorboard") is not None:
             from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -188,14 +188,37 @@ def _description() -> str:
     return f"{text}; also {extra} (trainkit COMMAND --help)." if extra else f"{text}."
 
 
+def _chain(error: BaseException) -> list[BaseException]:
+    """The error and its causes, outermost first."""
+    chain: list[BaseException] = []
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    return chain
+
+
 def one_line(error: BaseException) -> str:
-    """Squeeze an error message (jsonargparse's are nested over several lines) into one readable line."""
-    text = str(error).strip() or type(error).__name__
-    lines = [line.strip(" -") for line in text.splitlines() if line.strip(" -")]
-    if len(lines) > 1:
-        specific = [line for line in lines if _SPECIFIC.search(line)]
-        lines = [lines[0], specific[-1]] if specific and specific[-1] != lines[0] else lines[:2]
-    return re.sub(r"\s+", " ", ": ".join(lines))
+    """Squeeze an error into one readable line; jsonargparse nests the real reason several causes deep."""
+    chain = _chain(error)
+    config_error = next((e for e in chain if isinstance(e, ConfigError)), None)
+    if config_error is not None:
+        return str(config_error)
+    keys: list[str] = []
+    for cause in chain:
+        for key in re.findall(r'Parser key "([^"]+)"', str(cause)):
+            if key not in keys and not any(k.endswith(f".{key}") for k in keys):
+                keys.append(key)
+    text = str(chain[-1]).strip() or type(chain[-1]).__name__
+    lines = [line.strip(" -:") for line in text.splitlines() if line.strip(" -:")]
+    reason = lines[0] if lines else type(chain[-1]).__name__
+    if re.search(r"is not (accepted|expected)", reason):
+        reason += "; check its spelling (`trainkit fit --help` lists the options)"
+    where = ".".join(keys)
+    return re.sub(r"\s+", " ", f"{where}: {reason}" if where else reason)
+
+
+def _is_usage_error(error: BaseException) -> bool:
+    return any(isinstance(e, ConfigError) or type(e).__name__ == "ArgumentError" for e in _chain(error))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -214,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as error:  # noqa: BLE001  every failure a user can cause ends as one line, not a traceback
         if os.environ.get(DEBUG_ENV):
             raise
-        is_usage = isinstance(error, ConfigError) or type(error).__name__ == "ArgumentError"
+        is_usage = _is_usage_error(error)
         prefix = "" if is_usage else f"{type(error).__name__}: "
         print(f"trainkit: error: {prefix}{one_line(error)} (set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
         sys.exit(2 if is_usage else 1)
