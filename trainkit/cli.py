@@ -192,10 +192,21 @@ def one_line(error: BaseException) -> str:
     """Squeeze an error message (jsonargparse's are nested over several lines) into one readable line."""
     text = str(error).strip() or type(error).__name__
     lines = [line.strip(" -") for line in text.splitlines() if line.strip(" -")]
+    # An optional (None-able) argument adds this line to every nested error; it never names the mistake.
+    lines = [line for line in lines if not line.startswith("Expected a <class 'NoneType'>")] or lines
     if len(lines) > 1:
         specific = [line for line in lines if _SPECIFIC.search(line)]
         lines = [lines[0], specific[-1]] if specific and specific[-1] != lines[0] else lines[:2]
     return re.sub(r"\s+", " ", ": ".join(lines))
+
+
+def _is_usage_error(error: BaseException | None) -> bool:
+    """A config mistake, also when jsonargparse wrapped a ConfigError raised while building a nested class_path."""
+    while error is not None:
+        if isinstance(error, ConfigError) or type(error).__name__ == "ArgumentError":
+            return True
+        error = error.__cause__
+    return False
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -214,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as error:  # noqa: BLE001  every failure a user can cause ends as one line, not a traceback
         if os.environ.get(DEBUG_ENV):
             raise
-        is_usage = isinstance(error, ConfigError) or type(error).__name__ == "ArgumentError"
+        is_usage = _is_usage_error(error)
         prefix = "" if is_usage else f"{type(error).__name__}: "
         print(f"trainkit: error: {prefix}{one_line(error)} (set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
         sys.exit(2 if is_usage else 1)
