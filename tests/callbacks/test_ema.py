@@ -115,3 +115,25 @@ def test_off_by_default_and_one_average_at_a_time(tmp_path: Path) -> None:
         Trainer(callbacks=[EMA(decay=0.9), SWA(start=0.5)], logger=False, max_epochs=1).fit(tiny_model(), tiny_data())
     with pytest.raises(ConfigError, match="decay"):
         EMA(decay=1.5)
+
+
+def test_resume_restores_raw_weights_and_the_average(tmp_path: Path) -> None:
+    trainer, _, record = fit(tmp_path, EMA(decay=0.9))
+    last = torch.load(trainer.checkpoint_callback.last_model_path, weights_only=False)
+
+    class AtStart(Callback):
+        def on_train_start(self, trainer, pl_module) -> None:  # noqa: ANN001
+            self.raw = {k: v.clone() for k, v in pl_module.state_dict().items()}
+            self.average = {k[len("module."):]: v.clone() for k, v in ema._average_model.state_dict().items()
+                            if k.startswith("module.")}
+            self.num_averaged = int(ema._average_model.n_averaged)
+
+    ema, start = EMA(decay=0.9), AtStart()
+    resumed = Trainer(max_epochs=2, callbacks=[ema, start], default_root_dir=tmp_path, logger=False,
+                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                      accelerator="cpu", num_sanity_val_steps=0)
+    last_path = trainer.checkpoint_callback.last_model_path
+    resumed.fit(tiny_model(), datamodule=tiny_data(), ckpt_path=last_path, weights_only=False)
+    assert_states_equal(start.raw, record.steps[-1])  # training goes on from the raw weights
+    assert_states_equal(start.average, last["state_dict"])  # and the average from where it was
+    assert start.num_averaged == 4  # so the decay warmup continues rather than restarting

@@ -24,6 +24,7 @@ class WeightAverage(WeightAveraging):
     def __init__(self, enabled: bool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.enabled = enabled
+        self._swapped = False  # whether validation runs on the average and must swap back
 
     def _active(self, trainer: Trainer) -> bool:
         return (
@@ -59,7 +60,7 @@ class WeightAverage(WeightAveraging):
             super().on_validation_epoch_start(trainer, pl_module)
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if getattr(self, "_swapped", False):
+        if self._swapped:
             self._swapped = False
             super().on_validation_epoch_end(trainer, pl_module)
 
