@@ -17,7 +17,6 @@ TINY_REGULARIZED = [str(REGULARIZED) if arg.endswith("digits.yaml") else arg for
 def test_regularized_digits_with_every_option(workdir: Path, trainkit, capsys: pytest.CaptureFixture) -> None:
     code = trainkit(
         "fit", *TINY_REGULARIZED,
-        "--trainer.max_epochs", "2",
         "--model.init_args.loss", "trainkit.losses.FocalLoss",
         "--model.init_args.loss.gamma", "1.0",
         "--model.init_args.class_weights", "balanced",
