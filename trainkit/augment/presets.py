@@ -49,20 +49,22 @@ class ImageAugment(nn.Module):
         erasing: float | None = None,
         fill: float = 0.0,
     ) -> None:
-        """Args:
-        preset: starting point: light (small crops and rotation), standard (+ colour jitter), strong (RandAugment,
-            wide crops, random erasing).
-        hflip: probability of a horizontal flip.
-        vflip: probability of a vertical flip.
-        crop_scale: random resized crop area range (e.g. [0.5, 1.0]), back to the input's size.
-        crop_ratio: aspect-ratio range of that crop.
-        rotation: maximum rotation in degrees (uniform in [-rotation, rotation]).
-        color_jitter: strength of brightness, contrast and saturation jitter (0.2 = +-20%); needs [0, 1] images.
-        hue: hue jitter in [0, 0.5].
-        auto: RandAugment or TrivialAugment (masks only see their photometric operations).
-        auto_magnitude: RandAugment magnitude (0-30; 9 is the paper's ImageNet value).
-        erasing: probability of random erasing (cutout) of one rectangle of the image.
-        fill: value of pixels that rotation brings in (the background value if images are standardized).
+        """Choose a preset and override single transforms.
+
+        Args:
+            preset: starting point: light (small crops and rotation), standard (+ colour jitter), strong (RandAugment,
+                wide crops, random erasing).
+            hflip: probability of a horizontal flip.
+            vflip: probability of a vertical flip.
+            crop_scale: random resized crop area range (e.g. [0.5, 1.0]), back to the input's size.
+            crop_ratio: aspect-ratio range of that crop.
+            rotation: maximum rotation in degrees (uniform in [-rotation, rotation]).
+            color_jitter: strength of brightness, contrast and saturation jitter (0.2 = +-20%); needs [0, 1] images.
+            hue: hue jitter in [0, 0.5].
+            auto: RandAugment or TrivialAugment (masks only see their photometric operations).
+            auto_magnitude: RandAugment magnitude (0-30; 9 is the paper's ImageNet value).
+            erasing: probability of random erasing (cutout) of one rectangle of the image.
+            fill: value of pixels that rotation brings in (the background value if images are standardized).
         """
         super().__init__()
         if preset is not None and preset not in PRESETS:

@@ -19,9 +19,11 @@ class ElasticNet(Callback):
     """
 
     def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
-        """Args:
-        l1: weight of the L1 norm of the weights (sparsity).
-        l2: weight of half the squared L2 norm (a loss-side L2, unlike the optimizer's decoupled weight decay).
+        """Set the penalty weights; both 0 (the default) turn it off.
+
+        Args:
+            l1: weight of the L1 norm of the weights (sparsity).
+            l2: weight of half the squared L2 norm (a loss-side L2, unlike the optimizer's decoupled weight decay).
         """
         if l1 < 0 or l2 < 0:
             raise ConfigError(f"elastic_net.l1={l1} and l2={l2} must be >= 0")

@@ -25,13 +25,15 @@ class EMA(WeightAverage):
         start_step: int = 0,
         device: str | None = None,
     ) -> None:
-        """Args:
-        decay: weight of the old average per update (0.999 ~ averages the last 1000 steps); None turns EMA off.
-        warmup_power: ramp the decay up as 1 - (1 + t)^-power so early, random weights fade fast (timm's rule;
-            3/4 suits runs of a few thousand steps, 2/3 longer ones); None uses `decay` from the first update.
-        every_n_steps: update the average every N optimizer steps.
-        start_step: first optimizer step that updates the average.
-        device: keep the average on this device (e.g. cpu to save accelerator memory); default the model's.
+        """Set up the EMA; it stays off while `decay` is None.
+
+        Args:
+            decay: weight of the old average per update (0.999 ~ averages the last 1000 steps); None turns EMA off.
+            warmup_power: ramp the decay up as 1 - (1 + t)^-power so early, random weights fade fast (timm's rule;
+                3/4 suits runs of a few thousand steps, 2/3 longer ones); None uses `decay` from the first update.
+            every_n_steps: update the average every N optimizer steps.
+            start_step: first optimizer step that updates the average.
+            device: keep the average on this device (e.g. cpu to save accelerator memory); default the model's.
         """
         if decay is not None and not 0.0 < decay < 1.0:
             raise ConfigError(f"ema.decay={decay} must be in (0, 1), e.g. 0.999; leave it unset to turn EMA off")

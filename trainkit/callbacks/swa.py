@@ -17,10 +17,12 @@ class SWA(WeightAverage):
     """
 
     def __init__(self, start: float | None = None, device: str | None = None) -> None:
-        """Args:
-        start: first averaged epoch: a fraction of max_epochs if below 1 (0.75 = the last quarter), else an epoch
-            index; None turns SWA off.
-        device: keep the average on this device (e.g. cpu); default the model's.
+        """Set up SWA; it stays off while `start` is None.
+
+        Args:
+            start: first averaged epoch: a fraction of max_epochs if below 1 (0.75 = the last quarter), else an epoch
+                index; None turns SWA off.
+            device: keep the average on this device (e.g. cpu); default the model's.
         """
         if start is not None and start < 0:
             raise ConfigError(f"swa.start={start} must be >= 0: a fraction of max_epochs (0.75) or an epoch index")

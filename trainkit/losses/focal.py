@@ -24,12 +24,14 @@ class FocalLoss(nn.Module):
         label_smoothing: float = 0.0,
         reduction: Literal["mean", "sum", "none"] = "mean",
     ) -> None:
-        """Args:
-        gamma: focusing exponent; 0 gives cross-entropy, 2 is the paper's choice.
-        alpha: per-class weights (like CrossEntropyLoss's `weight`); `class_weights: balanced` on the task sets it
-            from the training set.
-        label_smoothing: share of the target mass spread uniformly over the classes (index targets only).
-        reduction: mean (weighted by alpha of each target, as cross-entropy does), sum, or none.
+        """Set the focusing exponent, class weights and smoothing.
+
+        Args:
+            gamma: focusing exponent; 0 gives cross-entropy, 2 is the paper's choice.
+            alpha: per-class weights (like CrossEntropyLoss's `weight`); `class_weights: balanced` on the task sets it
+                from the training set.
+            label_smoothing: share of the target mass spread uniformly over the classes (index targets only).
+            reduction: mean (weighted by alpha of each target, as cross-entropy does), sum, or none.
         """
         super().__init__()
         self.gamma, self.label_smoothing, self.reduction = gamma, label_smoothing, reduction
