@@ -3,14 +3,20 @@
 from lightning.pytorch import Callback
 
 from trainkit.callbacks.early_stop import EarlyStop
+from trainkit.callbacks.elastic_net import ElasticNet
+from trainkit.callbacks.ema import EMA
 from trainkit.callbacks.prediction_writer import PredictionWriter
 from trainkit.callbacks.run_checkpoint import RunCheckpoint
+from trainkit.callbacks.swa import SWA
 
 CLI_CALLBACKS: dict[str, type[Callback]] = {
     "checkpoint": RunCheckpoint,
     "early_stopping": EarlyStop,
     "predictions": PredictionWriter,
+    "ema": EMA,
+    "swa": SWA,
+    "elastic_net": ElasticNet,
 }
 """Group name -> callback class. Arguments named `monitor`/`mode` follow the top-level --monitor/--mode."""
 
-__all__ = ["CLI_CALLBACKS", "EarlyStop", "PredictionWriter", "RunCheckpoint"]
+__all__ = ["CLI_CALLBACKS", "EMA", "SWA", "EarlyStop", "ElasticNet", "PredictionWriter", "RunCheckpoint"]
