@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, TINY_DIGITS
+from tests.conftest import REPO, TINY_DIGITS
 
 REGULARIZED = REPO / "configs" / "classification" / "digits_regularized.yaml"
 TINY_REGULARIZED = [str(REGULARIZED) if arg.endswith("digits.yaml") else arg for arg in TINY_DIGITS]
