@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from tests.conftest import REPO, TINY_DIGITS
 
 REGULARIZED = REPO / "configs" / "classification" / "digits_regularized.yaml"

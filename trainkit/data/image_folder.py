@@ -76,13 +76,17 @@ class ImageFolderDataModule(LightningDataModule):
         try:
             return ImageFolder(str(path), transform=transform, **({"loader": loader} if loader else {}))
         except (FileNotFoundError, RuntimeError) as error:
-            raise ConfigError(f"no class folders with images under '{path}' ({error}); expected {path}/<class>/img.png")
+            raise ConfigError(
+                f"no class folders with images under '{path}' ({error}); expected {path}/<class>/img.png"
+            ) from error
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
         if not self.root.is_dir():
-            raise ConfigError(f"image folder '{self.root}' does not exist; set --data.root to a folder of class folders")
+            raise ConfigError(
+                f"image folder '{self.root}' does not exist; set --data.root to a folder of class folders"
+            )
         base = self.root / "train" if (self.root / "train").is_dir() else self.root
         train_aug, train_plain = self._folder(base, self.train_tf), self._folder(base, self.eval_tf)
         self.classes = train_plain.classes

@@ -69,7 +69,9 @@ class TorchvisionDataModule(LightningDataModule):
                 "or set --data.root to the folder that holds it"
             ) from error
         except OSError as error:
-            raise ConfigError(f"could not download {self.name} to '{self.root}' ({error}); check the network") from error
+            raise ConfigError(
+                f"could not download {self.name} to '{self.root}' ({error}); check the network"
+            ) from error
 
     def prepare_data(self) -> None:
         if self.download:
