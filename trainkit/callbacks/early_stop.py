@@ -18,11 +18,13 @@ class EarlyStop(EarlyStopping):
         patience: int | None = None,
         min_delta: float = 0.0,
     ) -> None:
-        """Args:
-        monitor: metric to watch (set once with the top-level --monitor).
-        mode: whether lower (min) or higher (max) is better.
-        patience: validation checks with no improvement before stopping; None disables early stopping.
-        min_delta: smallest change that counts as an improvement.
+        """Each argument is a flag and a YAML key.
+
+        Args:
+            monitor: metric to watch (set once with the top-level --monitor).
+            mode: whether lower (min) or higher (max) is better.
+            patience: validation checks with no improvement before stopping; None disables early stopping.
+            min_delta: smallest change that counts as an improvement.
         """
         super().__init__(monitor=monitor, mode=mode, patience=patience or 0, min_delta=min_delta)
         self.enabled = patience is not None

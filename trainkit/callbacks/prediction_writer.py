@@ -14,8 +14,10 @@ class PredictionWriter(BasePredictionWriter):
     """At the end of `predict`, hand all predictions to the task's `write_predictions`."""
 
     def __init__(self, out_dir: str | None = None) -> None:
-        """Args:
-        out_dir: folder for the prediction files; by default the run's log folder.
+        """Each argument is a flag and a YAML key.
+
+        Args:
+            out_dir: folder for the prediction files; by default the run's log folder.
         """
         super().__init__(write_interval="epoch")
         self.out_dir = out_dir

@@ -22,16 +22,18 @@ class RunCheckpoint(ModelCheckpoint):
         train_time_interval_minutes: float | None = None,
         save_weights_only: bool = False,
     ) -> None:
-        """Args:
-        monitor: metric that picks the best checkpoint (set once with the top-level --monitor).
-        mode: whether a lower (min) or higher (max) monitored value is better.
-        filename: file name of the best checkpoint.
-        save_last: also keep `last.ckpt`, the point to resume from.
-        save_top_k: how many best checkpoints to keep (-1 keeps all).
-        every_n_epochs: save every N epochs.
-        every_n_train_steps: save every N optimizer steps (keeps mid-epoch resume points fresh).
-        train_time_interval_minutes: save every this many minutes of training.
-        save_weights_only: drop optimizer and scheduler state (smaller, but cannot resume exactly).
+        """Each argument is a flag and a YAML key.
+
+        Args:
+            monitor: metric that picks the best checkpoint (set once with the top-level --monitor).
+            mode: whether a lower (min) or higher (max) monitored value is better.
+            filename: file name of the best checkpoint.
+            save_last: also keep `last.ckpt`, the point to resume from.
+            save_top_k: how many best checkpoints to keep (-1 keeps all).
+            every_n_epochs: save every N epochs.
+            every_n_train_steps: save every N optimizer steps (keeps mid-epoch resume points fresh).
+            train_time_interval_minutes: save every this many minutes of training.
+            save_weights_only: drop optimizer and scheduler state (smaller, but cannot resume exactly).
         """
         from datetime import timedelta
 

@@ -33,18 +33,20 @@ class ImageFolderDataModule(LightningDataModule):
         num_workers: int | None = None,
         train_transform: nn.Module | None = None,
     ) -> None:
-        """Args:
-        root: a folder with `train/` (and optionally `val/`, `test/`) class folders, or class folders directly.
-        batch_size: samples per batch.
-        image_size: square side images are resized to.
-        val_fraction: share held out for validation when there is no `val/` folder.
-        test_fraction: share held out for test when there is no `test/` folder.
-        split_seed: seed of those splits.
-        grayscale: read images as one channel.
-        mean: per-channel normalization mean.
-        std: per-channel normalization std.
-        num_workers: loader workers; None picks from the CPU count.
-        train_transform: augmentation on the [0, 1] training tensor before normalization.
+        """Each argument is a flag and a YAML key.
+
+        Args:
+            root: a folder with `train/` (and optionally `val/`, `test/`) class folders, or class folders directly.
+            batch_size: samples per batch.
+            image_size: square side images are resized to.
+            val_fraction: share held out for validation when there is no `val/` folder.
+            test_fraction: share held out for test when there is no `test/` folder.
+            split_seed: seed of those splits.
+            grayscale: read images as one channel.
+            mean: per-channel normalization mean.
+            std: per-channel normalization std.
+            num_workers: loader workers; None picks from the CPU count.
+            train_transform: augmentation on the [0, 1] training tensor before normalization.
         """
         super().__init__()
         self.save_hyperparameters(ignore=["train_transform"])

@@ -24,9 +24,11 @@ class TaskModule(LightningModule):
     """Attributes that must agree between the model and its DataModule (e.g. num_classes)."""
 
     def __init__(self, optimizer: OptimizerConfig | None = None, scheduler: SchedulerConfig | None = None) -> None:
-        """Args:
-        optimizer: optimizer name and arguments (AdamW, lr 1e-3 by default).
-        scheduler: LR schedule; none keeps the LR constant.
+        """Each argument is a flag and a YAML key.
+
+        Args:
+            optimizer: optimizer name and arguments (AdamW, lr 1e-3 by default).
+            scheduler: LR schedule; none keeps the LR constant.
         """
         super().__init__()
         self.optimizer_config = optimizer or OptimizerConfig()

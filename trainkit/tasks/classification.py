@@ -40,19 +40,21 @@ class ClassificationModule(TaskModule):
         optimizer: OptimizerConfig | None = None,
         scheduler: SchedulerConfig | None = None,
     ) -> None:
-        """Args:
-        backbone: a timm model name, or a whole network (class_path) mapping images to `num_classes` logits.
-        num_classes: number of classes; must match the data.
-        in_chans: input channels of a timm backbone (1 for grayscale); ignored for a given network.
-        pretrained: load timm's pretrained weights (downloads; needs internet or a filled cache).
-        label_smoothing: cross-entropy label smoothing (used when no `loss` is given).
-        drop_rate: dropout before the classifier of a timm backbone.
-        drop_path_rate: stochastic depth rate of a timm backbone.
-        backbone_kwargs: extra arguments for timm.create_model.
-        loss: a loss module taking (logits, targets); defaults to cross-entropy. With mixup it also gets
-            probability targets (N, num_classes), as nn.CrossEntropyLoss and trainkit.losses.FocalLoss accept.
-        mixup: mix training batches with mixup/CutMix (timm); label_smoothing then smooths the mixed targets.
-        class_weights: "balanced" weights the loss by inverse class frequency of the training set.
+        """Each argument is a flag and a YAML key.
+
+        Args:
+            backbone: a timm model name, or a whole network (class_path) mapping images to `num_classes` logits.
+            num_classes: number of classes; must match the data.
+            in_chans: input channels of a timm backbone (1 for grayscale); ignored for a given network.
+            pretrained: load timm's pretrained weights (downloads; needs internet or a filled cache).
+            label_smoothing: cross-entropy label smoothing (used when no `loss` is given).
+            drop_rate: dropout before the classifier of a timm backbone.
+            drop_path_rate: stochastic depth rate of a timm backbone.
+            backbone_kwargs: extra arguments for timm.create_model.
+            loss: a loss module taking (logits, targets); defaults to cross-entropy. With mixup it also gets
+                probability targets (N, num_classes), as nn.CrossEntropyLoss and trainkit.losses.FocalLoss accept.
+            mixup: mix training batches with mixup/CutMix (timm); label_smoothing then smooths the mixed targets.
+            class_weights: "balanced" weights the loss by inverse class frequency of the training set.
         """
         super().__init__(optimizer=optimizer, scheduler=scheduler)
         self.save_hyperparameters(ignore=["loss"] + (["backbone"] if isinstance(backbone, nn.Module) else []))
