@@ -19,12 +19,13 @@ from typing import Any
 from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.loggers import Logger
 
 import trainkit.data  # noqa: F401  (registers the DataModules so `class_path: DigitsDataModule` works)
 import trainkit.tasks  # noqa: F401  (registers the task modules for short class_path names)
 from trainkit.callbacks import CLI_CALLBACKS
 from trainkit.errors import ConfigError
+from trainkit.hpc.resumable_csv import ResumableCSVLogger
 from trainkit.runs import plan_version, resolve_ckpt_path, run_dir_of_checkpoint
 from trainkit.tasks import TaskModule
 
@@ -98,7 +99,9 @@ class TrainkitCLI(LightningCLI):
         config = self.config.get(self.config.get("subcommand") or "", self.config)
         if "ckpt_path" in config:
             config_files = [str(path) for path in (config.get("config") or []) if path is not None]
-            config.ckpt_path = resolve_ckpt_path(config.ckpt_path, config.runs_dir, config.experiment, config_files)
+            config.ckpt_path = resolve_ckpt_path(
+                config.ckpt_path, config.runs_dir, config.experiment, config_files, config.get("run_name")
+            )
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         if config.get("enable_checkpointing") is False:
@@ -125,7 +128,7 @@ class TrainkitCLI(LightningCLI):
             save_dir = (evaluated if evaluated is not None else Path(cfg.runs_dir) / cfg.experiment) / self.subcommand
             version = plan_version(save_dir.parent, save_dir.name, None, None)
         self.run_dir = save_dir / version
-        loggers: list[Logger] = [CSVLogger(save_dir=str(save_dir), name="", version=version)]
+        loggers: list[Logger] = [ResumableCSVLogger(save_dir=str(save_dir), name="", version=version)]
         if importlib.util.find_spec("tensorboard") is not None:
             from lightning.pytorch.loggers import TensorBoardLogger
 

@@ -5,11 +5,14 @@ from lightning.pytorch import Callback
 from trainkit.callbacks.early_stop import EarlyStop
 from trainkit.callbacks.prediction_writer import PredictionWriter
 from trainkit.callbacks.run_checkpoint import RunCheckpoint
+from trainkit.hpc import ExactResume, Preemption
 
 CLI_CALLBACKS: dict[str, type[Callback]] = {
     "checkpoint": RunCheckpoint,
     "early_stopping": EarlyStop,
     "predictions": PredictionWriter,
+    "resume": ExactResume,
+    "preemption": Preemption,
 }
 """Group name -> callback class. Arguments named `monitor`/`mode` follow the top-level --monitor/--mode."""
 
