@@ -19,13 +19,12 @@ from typing import Any
 from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-from lightning.pytorch.loggers import Logger
+from lightning.pytorch.loggers import CSVLogger, Logger
 
 import trainkit.data  # noqa: F401  (registers the DataModules so `class_path: DigitsDataModule` works)
 import trainkit.tasks  # noqa: F401  (registers the task modules for short class_path names)
 from trainkit.callbacks import CLI_CALLBACKS
 from trainkit.errors import ConfigError
-from trainkit.hpc.resumable_csv import ResumableCSVLogger
 from trainkit.runs import plan_version, resolve_ckpt_path, run_dir_of_checkpoint
 from trainkit.tasks import TaskModule
 
@@ -43,12 +42,13 @@ class RunConfigSaver(SaveConfigCallback):
     def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
         if self.already_saved:
             return
-        if trainer.is_global_zero and trainer.log_dir is not None:
+        run_dir = trainer.log_dir  # a broadcast under DDP: every rank must ask, or rank 0 waits forever
+        if trainer.is_global_zero and run_dir is not None:
             config = self.config.clone()
             if "ckpt_path" in config:
                 config.ckpt_path = None  # the saved config reruns the experiment; resuming is a flag, not config
             text = self.parser.dump(config, skip_none=False)
-            log_dir = Path(trainer.log_dir)
+            log_dir = Path(run_dir)
             log_dir.mkdir(parents=True, exist_ok=True)
             existing = sorted(log_dir.glob("config*.yaml"))
             if not any(path.read_text() == text for path in existing):
@@ -128,7 +128,7 @@ class TrainkitCLI(LightningCLI):
             save_dir = (evaluated if evaluated is not None else Path(cfg.runs_dir) / cfg.experiment) / self.subcommand
             version = plan_version(save_dir.parent, save_dir.name, None, None)
         self.run_dir = save_dir / version
-        loggers: list[Logger] = [ResumableCSVLogger(save_dir=str(save_dir), name="", version=version)]
+        loggers: list[Logger] = [CSVLogger(save_dir=str(save_dir), name="", version=version)]
         if importlib.util.find_spec("tensorboard") is not None:
             from lightning.pytorch.loggers import TensorBoardLogger
 

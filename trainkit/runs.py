@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from trainkit.errors import ConfigError
-from trainkit.hpc.atomic import TMP_SUFFIX, checkpoint_problem
+from trainkit.hpc.atomic import checkpoint_problem
 from trainkit.hpc.slurm_env import slurm_run_name
 
 CHECKPOINT_DIR = "checkpoints"
@@ -99,7 +99,7 @@ def _intact_or_previous(ckpt: Path, name: str) -> str:
     if problem is None:
         return str(ckpt)
     if name == "last":
-        others = [p for p in ckpt.parent.iterdir() if p != ckpt and p.suffix == ".ckpt" and not p.name.endswith(TMP_SUFFIX)]
+        others = [p for p in ckpt.parent.iterdir() if p != ckpt and p.suffix == ".ckpt"]
         for other in sorted(others, key=lambda p: p.stat().st_mtime, reverse=True):
             if checkpoint_problem(other) is None:
                 if int(os.environ.get("LOCAL_RANK", 0)) == 0:

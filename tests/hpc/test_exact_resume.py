@@ -13,9 +13,9 @@ import torch
 from ._runs import SMALL_DIGITS, finish, last_metrics, start
 
 # 2 epochs of 8 steps, last.ckpt every 4 steps: the first save (step 4) is in the middle of epoch 0, the last is the
-# final state (step 16) in both runs.
-ARGS = ["fit", *SMALL_DIGITS, "--trainer.max_epochs", "2", "--checkpoint.every_n_train_steps", "4", "--test_after_fit", "false",
-        "--model.init_args.drop_rate", "0.2"]  # dropout: the resumed run must also restore the RNG stream
+# final state (step 16) in both runs. Dropout makes the result depend on the RNG stream, which must be restored too.
+ARGS = ["fit", *SMALL_DIGITS, "--trainer.max_epochs", "2", "--checkpoint.every_n_train_steps", "4",
+        "--test_after_fit", "false", "--model.init_args.drop_rate", "0.2"]
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ import dataclasses
 import shutil
 import subprocess
 import sys
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -79,7 +80,9 @@ def _parse_fit(fit_args: list[str]):  # noqa: ANN202  (a jsonargparse Namespace)
         def instantiate_classes(self) -> None:
             pass
 
-    return _ParseOnly(args=fit_args, run=False).config
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*args parameter is intended.*")  # we pass our own argv on purpose
+        return _ParseOnly(args=fit_args, run=False).config
 
 
 def _submit(script: Path) -> str:
