@@ -34,14 +34,18 @@ class BlockFSDP(FSDPStrategy):
                          cpu_offload=cpu_offload)
         self.activation_checkpointing = activation_checkpointing
 
-    def _setup_model(self, model: nn.Module) -> nn.Module:
+    def wrap_policy(self, model: nn.Module) -> ModuleWrapPolicy | None:
+        """FSDP's auto-wrap policy for `model`: one FSDP unit per repeated block (None when there are none)."""
         blocks = block_classes(model)
-        if blocks:
-            self.kwargs["auto_wrap_policy"] = ModuleWrapPolicy(blocks)
-            if self.activation_checkpointing:
-                self._activation_checkpointing_kwargs = {"auto_wrap_policy": ModuleWrapPolicy(blocks)}
-        return super()._setup_model(model)
+        return ModuleWrapPolicy(blocks) if blocks else None
 
+    def _setup_model(self, model: nn.Module) -> nn.Module:
+        policy = self.wrap_policy(model)
+        if policy is not None:
+            self.kwargs["auto_wrap_policy"] = policy
+            if self.activation_checkpointing:
+                self._activation_checkpointing_kwargs = {"auto_wrap_policy": policy}
+        return super()._setup_model(model)
 
 def block_classes(model: nn.Module) -> set[type[nn.Module]]:
     """The classes of the model's repeated blocks: non-leaf modules held in Sequentials/ModuleLists that occur at
