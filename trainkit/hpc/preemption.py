@@ -12,6 +12,7 @@ from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from trainkit.errors import ConfigError
 from trainkit.hpc.atomic import TMP_SUFFIX, replace_atomically
 from trainkit.hpc.slurm_env import slurm_job_id
 
@@ -33,6 +34,9 @@ class Preemption(Callback):
         signals: signals that mean "save and stop soon" (sbatch --signal=SIGUSR1@90 sends SIGUSR1 90 s early).
         requeue: inside a SLURM batch job, requeue it after saving (on SIGUSR1) so that it resumes by itself.
         """
+        unknown = [name for name in signals if not isinstance(getattr(signal, name, None), signal.Signals)]
+        if unknown:
+            raise ConfigError(f"preemption.signals: {', '.join(unknown)} is not a signal; use names like SIGUSR1, SIGTERM")
         self.signals = tuple(getattr(signal, name) for name in signals)
         self.requeue = requeue
         self.received: int | None = None
