@@ -36,7 +36,8 @@ class Preemption(Callback):
         """
         unknown = [name for name in signals if not isinstance(getattr(signal, name, None), signal.Signals)]
         if unknown:
-            raise ConfigError(f"preemption.signals: {', '.join(unknown)} is not a signal; use names like SIGUSR1, SIGTERM")
+            raise ConfigError(f"preemption.signals: {', '.join(unknown)} is not a signal; use names like SIGUSR1, "
+                              "SIGTERM")
         self.signals = tuple(getattr(signal, name) for name in signals)
         self.requeue = requeue
         self.received: int | None = None
