@@ -11,28 +11,33 @@ from pathlib import Path
 
 @dataclass
 class SlurmJob:
-    """Resources and scheduling of one SLURM job. Every field is a `trainkit slurm` flag (`--gpus_per_node 4`)."""
+    """Resources and scheduling of one SLURM job. Every field is a `trainkit slurm` flag (`--gpus_per_node 4`).
+
+    Args:
+        nodes: Nodes; each runs tasks_per_node training processes.
+        gpus_per_node: GPUs per node; 0 for a CPU-only partition.
+        tasks_per_node: Training processes per node (trainer.devices); by default one per GPU, or 1 without GPUs.
+        cpus_per_task: CPU cores per process (data-loading workers + 1 is a good value); the partition's
+            default when unset.
+        mem: Memory per node, e.g. 64G; the partition's default when unset.
+        time: Wall-time limit, HH:MM:SS or D-HH:MM:SS; the job is warned signal_seconds before it and requeues itself.
+        partition: Partition (queue); the cluster's default when unset.
+        account: Account to charge.
+        job_name: Job name; trainkit-<experiment> when unset.
+        signal_seconds: Seconds before the time limit at which SLURM sends SIGUSR1 (enough to save a checkpoint
+            and requeue).
+    """
 
     nodes: int = 1
-    """Nodes; each runs tasks_per_node training processes."""
     gpus_per_node: int = 0
-    """GPUs per node; 0 for a CPU-only partition."""
     tasks_per_node: int | None = None
-    """Training processes per node (trainer.devices); by default one per GPU, or 1 without GPUs."""
     cpus_per_task: int | None = None
-    """CPU cores per process (data-loading workers + 1 is a good value); the partition's default when unset."""
     mem: str | None = None
-    """Memory per node, e.g. 64G; the partition's default when unset."""
     time: str = "01:00:00"
-    """Wall-time limit, HH:MM:SS or D-HH:MM:SS; the job is warned signal_seconds before it and requeues itself."""
     partition: str | None = None
-    """Partition (queue); the cluster's default when unset."""
     account: str | None = None
-    """Account to charge."""
     job_name: str | None = None
-    """Job name; trainkit-<experiment> when unset."""
     signal_seconds: int = 90
-    """Seconds before the time limit at which SLURM sends SIGUSR1 (enough to save a checkpoint and requeue)."""
 
     @property
     def devices(self) -> int:
