@@ -73,13 +73,15 @@ def resolve_ckpt_path(
             raise ConfigError(f"checkpoint '{value}' cannot be loaded: {problem}; pass an intact checkpoint instead")
         return value
     name = "last" if value == "auto" else value
-    run_name = run_name or slurm_run_name()
-    if run_name:
-        candidates = [Path(runs_dir) / experiment / run_name]
-    else:
-        config_dirs = [Path(c).resolve().parent for c in config_files]
-        candidates = [d for d in config_dirs if (d / CHECKPOINT_DIR).is_dir()]
-        candidates = candidates or list(reversed(run_dirs(runs_dir, experiment)))
+    job_run = None if run_name else slurm_run_name()
+    config_dirs = [Path(c).resolve().parent for c in config_files]
+    candidates = [d for d in config_dirs if (d / CHECKPOINT_DIR).is_dir()]
+    candidates = candidates or list(reversed(run_dirs(runs_dir, experiment)))
+    if run_name or (job_run and value == "auto"):
+        # A named run, or a SLURM job's `auto`, resumes only itself: a new job never continues someone else's run.
+        candidates = [Path(runs_dir) / experiment / str(run_name or job_run)]
+    elif job_run:
+        candidates.insert(0, Path(runs_dir) / experiment / job_run)  # e.g. `trainkit test --ckpt_path best` in a job
     for run_dir in candidates:
         ckpt = run_dir / CHECKPOINT_DIR / f"{name}.ckpt"
         if ckpt.exists():

@@ -84,6 +84,8 @@ def test_named_and_slurm_runs_resume_only_from_themselves(tmp_path: Path, monkey
     assert resolve_ckpt_path("auto", runs, "exp") is None  # job 41 has no checkpoint yet: no resuming someone else's
     own = _checkpoint(runs / "exp" / "slurm_41" / "checkpoints" / "last.ckpt", 4.0)
     assert resolve_ckpt_path("auto", runs, "exp") == str(own)  # after a requeue: its own checkpoint
+    best = _checkpoint(runs / "exp" / "version_3" / "checkpoints" / "best.ckpt", 3.0)
+    assert resolve_ckpt_path("best", runs, "exp") == str(best)  # an evaluation job may test any run's best
     monkeypatch.setenv("SLURM_JOB_NAME", "interactive")  # an salloc shell is no batch job
     assert resolve_ckpt_path("auto", runs, "exp") == str(newest)
 
