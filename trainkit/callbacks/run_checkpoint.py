@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from lightning.pytorch import Trainer
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from trainkit.hpc.atomic import TMP_SUFFIX, replace_atomically
@@ -51,6 +51,14 @@ class RunCheckpoint(ModelCheckpoint):
             save_weights_only=save_weights_only,
             auto_insert_metric_name=False,
         )
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # Lightning only saves `last` here when nothing was saved in this session; with every_n_train_steps that
+        # leaves the final steps out of last.ckpt. The finished run's weights always end up in it.
+        if self.save_last and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        else:
+            super().on_train_end(trainer, pl_module)
 
     def _save_checkpoint(self, trainer: Trainer, filepath: str) -> None:
         tmp = filepath + TMP_SUFFIX
