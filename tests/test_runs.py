@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from trainkit.errors import ConfigError
 from trainkit.runs import next_version, plan_version, resolve_ckpt_path, run_dir_of_checkpoint
@@ -13,7 +14,7 @@ from trainkit.runs import next_version, plan_version, resolve_ckpt_path, run_dir
 def _ckpt(root: Path, version: int, name: str) -> Path:
     path = root / "exp" / f"version_{version}" / "checkpoints" / f"{name}.ckpt"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"x")
+    torch.save({}, path)
     return path
 
 

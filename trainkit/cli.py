@@ -44,12 +44,13 @@ class RunConfigSaver(SaveConfigCallback):
     def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
         if self.already_saved:
             return
-        if trainer.is_global_zero and trainer.log_dir is not None:
+        run_dir = trainer.log_dir  # a broadcast under DDP: every rank must ask, or rank 0 waits forever
+        if trainer.is_global_zero and run_dir is not None:
             config = self.config.clone()
             if "ckpt_path" in config:
                 config.ckpt_path = None  # the saved config reruns the experiment; resuming is a flag, not config
             text = self.parser.dump(config, skip_none=False)
-            log_dir = Path(trainer.log_dir)
+            log_dir = Path(run_dir)
             log_dir.mkdir(parents=True, exist_ok=True)
             existing = sorted(log_dir.glob("config*.yaml"))
             if not any(path.read_text() == text for path in existing):
@@ -100,7 +101,9 @@ class TrainkitCLI(LightningCLI):
         config = self.config.get(self.config.get("subcommand") or "", self.config)
         if "ckpt_path" in config:
             config_files = [str(path) for path in (config.get("config") or []) if path is not None]
-            config.ckpt_path = resolve_ckpt_path(config.ckpt_path, config.runs_dir, config.experiment, config_files)
+            config.ckpt_path = resolve_ckpt_path(
+                config.ckpt_path, config.runs_dir, config.experiment, config_files, config.get("run_name")
+            )
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         if config.get("enable_checkpointing") is False:

@@ -8,6 +8,7 @@ from trainkit.callbacks.ema import EMA
 from trainkit.callbacks.prediction_writer import PredictionWriter
 from trainkit.callbacks.run_checkpoint import RunCheckpoint
 from trainkit.callbacks.swa import SWA
+from trainkit.hpc import ExactResume, Preemption
 
 CLI_CALLBACKS: dict[str, type[Callback]] = {
     "checkpoint": RunCheckpoint,
@@ -16,6 +17,8 @@ CLI_CALLBACKS: dict[str, type[Callback]] = {
     "ema": EMA,
     "swa": SWA,
     "elastic_net": ElasticNet,
+    "resume": ExactResume,
+    "preemption": Preemption,
 }
 """Group name -> callback class. Arguments named `monitor`/`mode` follow the top-level --monitor/--mode."""
 

@@ -1,10 +1,13 @@
-"""Checkpointing with trainkit's defaults: `best.ckpt` by the monitored metric and `last.ckpt`."""
+"""Checkpointing with trainkit's defaults: `best.ckpt` by the monitored metric and `last.ckpt`, written atomically."""
 
 from __future__ import annotations
 
 from typing import Literal
 
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
+
+from trainkit.hpc.atomic import TMP_SUFFIX, replace_atomically
 
 
 class RunCheckpoint(ModelCheckpoint):
@@ -50,3 +53,30 @@ class RunCheckpoint(ModelCheckpoint):
             save_weights_only=save_weights_only,
             auto_insert_metric_name=False,
         )
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # Lightning only saves `last` here when nothing was saved in this session; with every_n_train_steps that
+        # leaves the final steps out of last.ckpt. The finished run's weights always end up in it.
+        if self.save_last and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        else:
+            super().on_train_end(trainer, pl_module)
+
+    def _save_checkpoint(self, trainer: Trainer, filepath: str) -> None:
+        tmp = filepath + TMP_SUFFIX
+        super()._save_checkpoint(trainer, tmp)
+        if trainer.is_global_zero:
+            replace_atomically(tmp, filepath)
+        trainer.strategy.barrier("trainkit.RunCheckpoint")
+        self._last_checkpoint_saved = filepath
+
+    def save_now(self, trainer: Trainer) -> str:
+        """Write `last.ckpt` now (e.g. on preemption) and return its path."""
+        candidates = self._monitor_candidates(trainer)
+        if self.save_last:
+            self._save_last_checkpoint(trainer, candidates)
+            return self.last_model_path
+        filepath = self.format_checkpoint_name(candidates, self.CHECKPOINT_NAME_LAST)
+        self._save_checkpoint(trainer, filepath)
+        return filepath
+

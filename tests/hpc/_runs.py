@@ -1,0 +1,70 @@
+"""Helpers for the hpc tests: run the real `trainkit` CLI in a subprocess and read what it left behind."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+DIGITS_CONFIG = REPO / "configs" / "classification" / "digits.yaml"
+
+# The digits experiment shrunk to seconds: timm's tiny test_resnet on 16 px, 8 batches of 32 per epoch.
+SMALL_DIGITS = [
+    "--config", str(DIGITS_CONFIG),
+    "--model.init_args.backbone", "test_resnet",
+    "--data.init_args.image_size", "16",
+    "--data.init_args.batch_size", "32",
+    "--trainer.limit_train_batches", "8",
+    "--trainer.limit_val_batches", "2",
+    "--trainer.limit_test_batches", "2",
+    "--trainer.enable_progress_bar", "false",
+    "--trainer.enable_model_summary", "false",
+    "--trainer.log_every_n_steps", "1",
+]
+
+
+def env() -> dict[str, str]:
+    """This process's environment with the repo importable and one thread (the same float order in every run)."""
+    repo = str(REPO)
+    extra = {"PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+             "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    base = {k: v for k, v in os.environ.items() if k != "TRAINKIT_RUN_VERSION"}
+    return base | extra
+
+
+def start(*args: str, cwd: Path) -> subprocess.Popen:
+    """Start `trainkit ARGS` in `cwd`; its output goes to cwd/<pid>.log."""
+    path = cwd / f"trainkit-{time.monotonic_ns()}.log"
+    with path.open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "trainkit", *args], cwd=cwd, env=env(), stdout=log,
+                                   stderr=subprocess.STDOUT, text=True)
+    process.log_path = path  # type: ignore[attr-defined]
+    return process
+
+
+def finish(process: subprocess.Popen, timeout: float = 600) -> str:
+    """Wait for a `start`ed process; return its output, failing the test with it when the exit code is not 0."""
+    code = process.wait(timeout=timeout)
+    output = process.log_path.read_text()  # type: ignore[attr-defined]
+    assert code == 0, f"trainkit exited with {code}:\n{output[-4000:]}"
+    return output
+
+
+def weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    """The model weights stored in a checkpoint."""
+    return torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def last_metrics(run_dir: Path) -> dict[str, float]:
+    """The last logged value of every metric in a run's metrics.csv."""
+    values: dict[str, float] = {}
+    with (run_dir / "metrics.csv").open() as file:
+        for row in csv.DictReader(file):
+            values.update({k: float(v) for k, v in row.items() if v not in ("", None)})
+    return values

@@ -1,0 +1,66 @@
+"""`trainkit slurm --submit` on a real one-node SLURM cluster: preempted mid-run, requeued, resumed, same result."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ._runs import SMALL_DIGITS, env, finish, last_metrics, start
+from ._slurm import job_field, local_slurm
+
+# 3 epochs of 20 steps (long enough to be signalled mid-run), last.ckpt every 5 steps, then the test set.
+ARGS = [*SMALL_DIGITS, "--trainer.limit_train_batches", "20", "--trainer.max_epochs", "3",
+        "--checkpoint.every_n_train_steps", "5", "--test_after_fit", "true"]
+
+
+def _wait(condition, what: str, timeout: float = 300) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_preempted_slurm_job_requeues_resumes_and_matches_an_uninterrupted_run(
+    workdir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    with local_slurm(tmp_path_factory.mktemp("slurm")) as slurm_env:
+        reference = start("fit", *ARGS, "--run_name", "reference", cwd=workdir)  # outside SLURM, never interrupted
+        submitted = subprocess.run(
+            [sys.executable, "-m", "trainkit", "slurm", *ARGS, "--time", "00:15:00", "--submit"],
+            cwd=workdir, env=env() | {"SLURM_CONF": slurm_env["SLURM_CONF"]}, capture_output=True, text=True,
+        )
+        assert submitted.returncode == 0, submitted.stderr[-3000:]
+        job = re.search(r"submitted job (\d+)", submitted.stdout).group(1)  # type: ignore[union-attr]
+        run = workdir / "runs" / "digits" / f"slurm_{job}"
+        log = workdir / "runs" / "digits" / f"slurm_{job}.log"
+
+        _wait((run / "checkpoints" / "last.ckpt").exists, "the job's first checkpoint")
+        subprocess.run(["scancel", "--signal=USR1", job], env=slurm_env, check=True)  # what SLURM sends before a limit
+        _wait(lambda: job_field(slurm_env, job, "Restarts") == "1", "the job to requeue itself")
+        # A requeued job waits ~2 min (BeginTime) before it may start again; a real cluster would start it when it
+        # has room, so we let it start now.
+        _wait(lambda: job_field(slurm_env, job, "JobState") == "PENDING", "the requeued job to be pending")
+        subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=slurm_env, check=True)
+        _wait(lambda: job_field(slurm_env, job, "JobState") in ("COMPLETED", "FAILED", "CANCELLED"),
+              "the resumed job to finish", timeout=400)
+        assert job_field(slurm_env, job, "JobState") == "COMPLETED", log.read_text()[-4000:]
+        finish(reference)
+
+    text = log.read_text()
+    preempted = re.search(r"SIGUSR1 at epoch (\d+) step (\d+): saved (\S+); requeued SLURM job", text)
+    assert preempted, text[-4000:]
+    assert 0 < int(preempted.group(2)) < 60, "the signal should have arrived mid-run"
+    assert "restart 1" in text and "Restored all states from the checkpoint" in text
+    assert sorted(p.name for p in run.parent.iterdir() if p.is_dir()) == ["reference", run.name]  # no forked version_N
+    ours, theirs = last_metrics(run), last_metrics(workdir / "runs" / "digits" / "reference")
+    for name in ("test/acc", "test/loss", "test/f1", "val/acc", "val/loss", "step"):
+        assert ours[name] == theirs[name], f"{name}: {ours[name]} after preemption vs {theirs[name]} uninterrupted"
+
