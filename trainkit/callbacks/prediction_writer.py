@@ -25,10 +25,11 @@ class PredictionWriter(BasePredictionWriter):
     def write_on_epoch_end(
         self, trainer: Trainer, pl_module: LightningModule, predictions: Any, batch_indices: Any
     ) -> None:
+        log_dir = trainer.log_dir  # a collective call under DDP: every rank must make it
         if not trainer.is_global_zero or not predictions:
             return
         if isinstance(predictions[0], list):  # several predict dataloaders: one list each
             predictions = [p for per_loader in predictions for p in per_loader]
-        out_dir = Path(self.out_dir or trainer.log_dir or ".")
+        out_dir = Path(self.out_dir or log_dir or ".")
         path = pl_module.write_predictions(predictions, out_dir)
         rank_zero_info(f"trainkit: predictions written to {path}")
