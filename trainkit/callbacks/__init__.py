@@ -3,6 +3,7 @@
 from lightning.pytorch import Callback
 
 from trainkit.callbacks.early_stop import EarlyStop
+from trainkit.callbacks.lora import LoRA
 from trainkit.callbacks.prediction_writer import PredictionWriter
 from trainkit.callbacks.run_checkpoint import RunCheckpoint
 
@@ -10,7 +11,8 @@ CLI_CALLBACKS: dict[str, type[Callback]] = {
     "checkpoint": RunCheckpoint,
     "early_stopping": EarlyStop,
     "predictions": PredictionWriter,
+    "lora": LoRA,
 }
 """Group name -> callback class. Arguments named `monitor`/`mode` follow the top-level --monitor/--mode."""
 
-__all__ = ["CLI_CALLBACKS", "EarlyStop", "PredictionWriter", "RunCheckpoint"]
+__all__ = ["CLI_CALLBACKS", "EarlyStop", "LoRA", "PredictionWriter", "RunCheckpoint"]
