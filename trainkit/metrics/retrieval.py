@@ -61,7 +61,7 @@ class RetrievalMetric(Metric):
         calculator = _Calculator(
             recall_k=self.k,
             include=include,
-            k="max_bin_count",  # mAP@R needs every same-class neighbour; recall@k slices the first k
+            k=self.k if self.kind == "recall_at_k" else "max_bin_count",  # mAP@R needs R = class size - 1
             knn_func=CustomKNN(CosineSimilarity()),
             device=embeddings.device,
         )

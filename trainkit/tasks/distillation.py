@@ -100,7 +100,8 @@ class DistillationModule(ClassificationModule):
         if stage in self.teacher_acc:
             self.teacher_acc[stage].update(teacher_logits, y)
             self.log(f"{stage}/teacher_acc", self.teacher_acc[stage], on_step=False, on_epoch=True, batch_size=len(y))
-        return self.distillation(logits, teacher_logits, y), logits, y
+        labeled = y >= 0  # unlabeled pool samples (-1) count for the loss, not for the accuracy
+        return self.distillation(logits, teacher_logits, y), logits[labeled], y[labeled]
 
     @torch.no_grad()
     def _teacher_logits(self, x: Tensor) -> Tensor | None:
