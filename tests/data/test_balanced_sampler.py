@@ -66,7 +66,8 @@ def test_set_epoch_reshuffles_and_seed_repeats() -> None:
 def test_dataloader_yields_balanced_batches() -> None:
     labels = torch.tensor(LABELS)
     sampler = ClassBalancedSampler(labels, 2, 3)
-    loader = DataLoader(TensorDataset(torch.arange(len(labels)), labels), batch_size=sampler.batch_size, sampler=sampler)
+    dataset = TensorDataset(torch.arange(len(labels)), labels)
+    loader = DataLoader(dataset, batch_size=sampler.batch_size, sampler=sampler)
     for _, y in loader:
         assert sorted(torch.bincount(y).tolist())[-2:] == [3, 3] and int((torch.bincount(y) > 0).sum()) == 2
 
