@@ -117,3 +117,12 @@ def test_precomputed_teacher_logits_with_unlabeled_pool(teacher_ckpt: Path, tmp_
     before = {k: v.clone() for k, v in model.net.state_dict().items()}
     _trainer(tmp_path, num_sanity_val_steps=0, limit_val_batches=0).fit(model, datamodule=data)
     assert any(not torch.equal(v, before[k]) for k, v in model.net.state_dict().items())
+
+
+def test_missing_teacher_is_a_one_line_error(workdir: Path, trainkit, capsys) -> None:  # noqa: ANN001
+    code = trainkit("fit", "--config", CONFIG, "--model.init_args.teacher", "nowhere/best.ckpt",
+                    "--trainer.enable_progress_bar", "false")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert "teacher checkpoint 'nowhere/best.ckpt' does not exist" in err[-1] and "make fit" in err[-1]
+    assert not (workdir / "runs" / "digits_distill" / "version_0" / "checkpoints").exists()

@@ -74,8 +74,13 @@ class DistillationModule(ClassificationModule):
     def setup(self, stage: str) -> None:
         super().setup(stage)
         if self.teacher is None and self.teacher_source is not None and stage != "predict":
-            if stage == "fit" or Path(self.teacher_source).is_file():
+            if Path(self.teacher_source).is_file():
                 self._set_teacher(load_task(self.teacher_source))
+            elif stage == "fit":
+                raise ConfigError(
+                    f"teacher checkpoint '{self.teacher_source}' does not exist; train the teacher first (`make fit` "
+                    "writes runs/digits/version_0/checkpoints/best.ckpt) or set --model.init_args.teacher PATH"
+                )
             else:
                 rank_zero_warn(f"teacher checkpoint '{self.teacher_source}' is gone; reporting the student alone")
         if self.teacher is not None:
