@@ -48,7 +48,7 @@ class RunConfigSaver(SaveConfigCallback):
         if trainer.is_global_zero and run_dir is not None:
             config = self.config.clone()
             if "ckpt_path" in config:
-                config.ckpt_path = None  # the saved config reruns the experiment; resuming is a flag, not config
+                del config["ckpt_path"]  # the saved config reruns the experiment; resuming is a flag, not config
             text = self.parser.dump(config, skip_none=False)
             log_dir = Path(run_dir)
             log_dir.mkdir(parents=True, exist_ok=True)
