@@ -2,15 +2,23 @@
 
 from lightning.pytorch import Callback
 
+from trainkit.callbacks.doctor import Doctor
 from trainkit.callbacks.early_stop import EarlyStop
+from trainkit.callbacks.nonfinite_guard import NonFiniteGuard
 from trainkit.callbacks.prediction_writer import PredictionWriter
 from trainkit.callbacks.run_checkpoint import RunCheckpoint
+from trainkit.callbacks.training_monitor import TrainingMonitor
 
 CLI_CALLBACKS: dict[str, type[Callback]] = {
     "checkpoint": RunCheckpoint,
     "early_stopping": EarlyStop,
     "predictions": PredictionWriter,
+    "doctor": Doctor,
+    "monitors": TrainingMonitor,
+    "nan_guard": NonFiniteGuard,
 }
 """Group name -> callback class. Arguments named `monitor`/`mode` follow the top-level --monitor/--mode."""
 
-__all__ = ["CLI_CALLBACKS", "EarlyStop", "PredictionWriter", "RunCheckpoint"]
+__all__ = [
+    "CLI_CALLBACKS", "Doctor", "EarlyStop", "NonFiniteGuard", "PredictionWriter", "RunCheckpoint", "TrainingMonitor",
+]
