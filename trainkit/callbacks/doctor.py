@@ -7,7 +7,6 @@ from typing import Any
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
-from lightning.pytorch.utilities import rank_zero_info
 
 from trainkit.doctor.preflight import (
     PreflightError,
@@ -73,7 +72,7 @@ class Doctor(Callback):
         from trainkit.doctor.report import examine, table
 
         report = examine(logger.log_dir)
-        rank_zero_info(table(report) + f"\n  report: {report.markdown}  plot: {report.plot}")
+        print(table(report) + f"\n  report: {report.markdown}  plot: {report.plot}", flush=True)
 
     def _check_all_monitors(self, trainer: Trainer) -> None:
         if self.preflight and not self._monitors_checked:

@@ -64,7 +64,7 @@ def diagnose(curves: Curves) -> list[Finding]:
         train = _before(train, nan.start)
     trend = _Trend.of(train) if len(train) >= MIN_TRAIN_POINTS else None
     if trend is not None:
-        for rule in (_diverging, _jump, _oscillating, _slow, _flat):
+        for rule in (_diverging, _oscillating, _jump, _slow, _flat):
             finding = rule(train, trend, curves)
             if finding is not None:
                 findings.append(finding)
@@ -90,6 +90,7 @@ class _Trend:
     low: float
     low_step: int
     noise: float
+    late_noise: float
     level: float
 
     @classmethod
@@ -99,7 +100,6 @@ class _Trend:
         mid = len(values) // 2
         smooth = _rolling_median(values, max(3, len(values) // 10))
         residual = values - smooth
-        noise = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))  # robust std of the batch noise
         low_index = int(np.argmin(smooth))
         return cls(
             head=float(np.median(values[:k])),
@@ -107,7 +107,8 @@ class _Trend:
             tail=float(np.median(values[-k:])),
             low=float(smooth[low_index]),
             low_step=int(train.steps[low_index]),
-            noise=noise,
+            noise=_robust_std(residual),
+            late_noise=_robust_std(residual[mid:]),
             level=float(np.median(np.abs(values))),
         )
 
@@ -115,6 +116,11 @@ class _Trend:
     def drop(self) -> float:
         """Relative decrease from the first to the last fifth (negative when the loss grew)."""
         return (self.head - self.tail) / max(abs(self.head), 1e-12)
+
+
+def _robust_std(values: np.ndarray) -> float:
+    """Standard deviation estimated from the median absolute deviation: blind to a few extreme batches."""
+    return 1.4826 * float(np.median(np.abs(values - np.median(values)))) if len(values) else 0.0
 
 
 def _nan(curves: Curves) -> Finding | None:
@@ -137,6 +143,8 @@ def _nan(curves: Curves) -> Finding | None:
 def _diverging(train: Series, t: _Trend, curves: Curves) -> Finding | None:
     # Grew well past where it started and far above its own best: not noise, not a warmup bump that recovers.
     grew = t.tail > 1.3 * t.head and t.tail > 1.5 * t.low
+    # Or it gave back most of its progress and ended at twice its best (a warmup into too high an LR).
+    grew = grew or (t.tail > 2 * t.low and t.tail - t.low > max(0.5 * (t.head - t.low), 2 * t.late_noise))
     # Or it shot up right before the NaN that ended it (the usual huge-LR story).
     exploded_into_nan = bool(curves.nonfinite_steps or not np.all(np.isfinite(curves.train.values))) and (
         t.tail > 2.0 * t.low and t.tail > t.head
@@ -151,13 +159,17 @@ def _jump(train: Series, t: _Trend, curves: Curves) -> Finding | None:
     values, steps = train.values, train.steps
     window = max(3, len(values) // 20)
     step_noise = float(np.median(np.abs(np.diff(values)))) + 1e-12
+    bases = np.asarray([np.median(values[i - window: i]) for i in range(window, len(values))])
+    rises = values[window:] - bases
+    # Small batches make heavy-tailed losses: a jump must also dwarf the run's other big rises (its 5th largest).
+    typical_big = float(np.sort(rises)[-5]) if len(rises) >= 20 else 0.0
     events: list[int] = []
-    for i in range(window, len(values)):
-        base = float(np.median(values[i - window: i]))
-        rise = values[i] - base
+    for offset, (base, rise) in enumerate(zip(bases, rises, strict=True)):
+        i = offset + window
         # A jump towers over the batch-to-batch noise, at least doubles the recent loss and is large on the scale
-        # of the whole curve; an LR warmup bump or a hard batch is none of these at once.
-        if rise > 10 * step_noise and values[i] > 2 * base and rise > 0.25 * (t.head - t.low + t.noise):
+        # of the whole curve; an LR warmup bump or a hard batch is not all of these at once.
+        if (rise > 10 * step_noise and values[i] > 2 * base and rise > 0.25 * (t.head - t.low + t.noise)
+                and rise > 3 * typical_big):
             if not events or i - events[-1] > window:
                 events.append(i)
     if not events or len(events) > 3:  # many jumps are an oscillating curve, not a jump
@@ -170,19 +182,21 @@ def _jump(train: Series, t: _Trend, curves: Curves) -> Finding | None:
 
 
 def _oscillating(train: Series, t: _Trend, curves: Curves) -> Finding | None:
-    # Swings as large as a third of the loss itself, and larger than all the progress made over the run.
-    swings = t.noise > 0.33 * t.level and t.noise > 0.1 * abs(t.head)
-    if not (swings and (t.head - t.tail) < 1.0 * t.noise):
+    # In the second half, swings as large as half the loss itself and large on the scale of the starting loss:
+    # batch noise near convergence is large relative to a small loss, but small against where the run began.
+    if not (t.late_noise > 0.5 * abs(t.tail) and t.late_noise > 0.2 * abs(t.head)):
         return None
-    return Finding("oscillating", int(train.steps[0]), int(train.steps[-1]),
-                   f"train loss swings by ±{t.noise:.3g} around {t.level:.3g} while it fell only "
-                   f"{t.head - t.tail:.3g} over the run")
+    return Finding("oscillating", int(train.steps[len(train) // 2]), int(train.steps[-1]),
+                   f"train loss swings by ±{t.late_noise:.3g} around {t.tail:.3g} in the second half of the run "
+                   f"(it started at {t.head:.3g})")
 
 
 def _slow(train: Series, t: _Trend, curves: Curves) -> Finding | None:
     first_half, second_half = t.head - t.middle, t.middle - t.tail
     # Still falling at the end about as fast as at the start (not converged), yet little progress overall.
-    if not (0.02 < t.drop < 0.3 and second_half > 0.25 * max(first_half, 0.0) and second_half > t.noise / 4):
+    # A tiny LR also gives a smooth curve: the batch noise stays small next to the loss.
+    if not (0.02 < t.drop < 0.3 and second_half > 0.25 * max(first_half, 0.0) and second_half > t.noise / 4
+            and t.noise < 0.1 * t.level):
         return None
     return Finding("slow", int(train.steps[0]), int(train.steps[-1]),
                    f"train loss fell only {100 * t.drop:.1f}% ({t.head:.3g} -> {t.tail:.3g}) and is still "
