@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TINY_DIGITS
+from conftest import REPO, TINY_DIGITS
+from test_check_command import _experiments
 from tiny_runs import run_tiny
 
 
@@ -42,3 +43,16 @@ def test_doctor_on_a_folder_that_is_not_a_run(tmp_path: Path, trainkit, capsys: 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is not a run folder (no metrics.csv in it)" in err[0]
     assert list(tmp_path.iterdir()) == [tmp_path / "notes.txt"]  # and writes nothing there
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", _experiments(), ids=lambda p: str(p.relative_to(REPO / "configs")))
+def test_shipped_experiments_train_healthy(config: Path, workdir: Path, trainkit,
+                                           capsys: pytest.CaptureFixture) -> None:
+    """No false alarm: the first epochs of every shipped experiment, as shipped, are diagnosed healthy."""
+    short = ["--trainer.max_epochs", "3", "--trainer.limit_train_batches", "12", "--trainer.log_every_n_steps", "1",
+             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+             "--test_after_fit", "false", "--run_name", "healthy"]
+    assert trainkit("fit", "--config", str(config), *short) == 0
+    [report] = workdir.glob("runs/*/healthy/doctor.md")
+    assert "**Healthy**" in report.read_text(), capsys.readouterr().out

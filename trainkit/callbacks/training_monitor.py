@@ -27,6 +27,7 @@ class TrainingMonitor(Callback):
         self._clipped: Tensor | None = None
         self._counted = 0
         self._before: list[Tensor] | None = None
+        self._params: list[Tensor] = []
 
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:
         clip = trainer.gradient_clip_val
