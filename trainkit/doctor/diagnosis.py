@@ -234,9 +234,9 @@ def _val_rules(curves: Curves, train: Series, t: _Trend | None) -> Finding | Non
     if improved and best_index < len(values) - 1 and rose and train_kept_falling:
         epoch = int(val.epochs[best_index]) if np.isfinite(val.epochs[best_index]) else best_index
         return Finding("overfitting", int(val.steps[best_index]), int(val.steps[-1]),
-                          f"val loss was best ({best:.3g}) at epoch {epoch} (step {int(val.steps[best_index])}), then "
-                          f"rose to {last:.3g} while train loss fell {train_at_best:.3g} -> {t.tail:.3g}; "
-                          f"stop at epoch {epoch}", stop_epoch=epoch)
+                       f"val loss was best ({best:.3g}) at epoch {epoch} (step {int(val.steps[best_index])}), then "
+                       f"rose to {last:.3g} while train loss fell {train_at_best:.3g} -> {t.tail:.3g}; "
+                       f"stop at epoch {epoch}", stop_epoch=epoch)
     return None
 
 
