@@ -44,28 +44,20 @@ def test_each_case_is_named_from_a_real_run(case: str, tmp_path: Path) -> None:
     assert 0 <= finding.start <= finding.end
     assert (report.run_dir / "doctor.md").read_text().count(finding.title) >= 2
     assert (report.run_dir / "doctor.png").stat().st_size > 10_000
-
-
-def test_nan_case_names_the_step(tmp_path: Path) -> None:
-    report = examine(run_tiny(tmp_path, epochs=2, **CASE_RUNS["nan"]), write=False)
-    assert report.findings[0].case == "nan"
-    assert report.findings[0].start == 60
-    assert "step 60" in report.findings[0].evidence
-
-
-def test_overfitting_suggests_the_epoch_to_stop(tmp_path: Path) -> None:
-    report = examine(run_tiny(tmp_path, **CASE_RUNS["overfitting"]), write=False)
-    finding = report.findings[0]
-    val = report.curves.val
-    best_epoch = int(val.epochs[np.argmin(val.values)])
-    assert finding.stop_epoch == best_epoch
-    assert 3 <= best_epoch <= 20
-    assert f"--trainer.max_epochs {best_epoch + 1}" in finding.flags
+    if case == "nan":  # named at the very step the Inf went in
+        assert finding.start == 60 and "step 60" in finding.evidence
+    if case == "overfitting":  # and says when to stop
+        val = report.curves.val
+        best_epoch = int(val.epochs[np.argmin(val.values)])
+        assert finding.stop_epoch == best_epoch and 3 <= best_epoch <= 20
+        assert f"--trainer.max_epochs {best_epoch + 1}" in finding.flags
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("run", [dict(), dict(epochs=10, log_every=5), dict(batch_size=8, epochs=1),
-                                 dict(optimizer="momentum", lr=0.05), dict(weight_decay=0.05, hidden=256)])
+@pytest.mark.parametrize(
+    "run", [dict(), dict(epochs=8, log_every=5, weight_decay=0.05), dict(optimizer="momentum", lr=0.05)],
+    ids=["adamw", "converged", "sgd"],
+)
 def test_healthy_runs_get_no_finding(run: dict, tmp_path: Path) -> None:
     report = examine(run_tiny(tmp_path, **run))
     assert report.healthy, [f.evidence for f in report.findings]

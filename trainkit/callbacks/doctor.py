@@ -71,7 +71,12 @@ class Doctor(Callback):
         logger.save()
         from trainkit.doctor.report import examine, table
 
-        report = examine(logger.log_dir)
+        try:
+            report = examine(logger.log_dir)
+        except Exception as error:  # noqa: BLE001  a report must never turn a finished fit into a failed one
+            print(f"trainkit doctor: could not diagnose {logger.log_dir} ({type(error).__name__}: {error}); "
+                  f"try `trainkit doctor {logger.log_dir}`", flush=True)
+            return
         print(table(report) + f"\n  report: {report.markdown}  plot: {report.plot}", flush=True)
 
     def _check_all_monitors(self, trainer: Trainer) -> None:
