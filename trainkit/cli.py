@@ -106,6 +106,9 @@ class TrainkitCLI(LightningCLI):
             )
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
+        for callback in callbacks:  # preflight hooks (e.g. Doctor) see the Trainer arguments before Lightning does
+            if hasattr(callback, "check_trainer_config"):
+                callback.check_trainer_config(config)
         if config.get("enable_checkpointing") is False:
             callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
         user_callbacks = list(config.get("callbacks") or [])

@@ -2,13 +2,16 @@
 
 from lightning.pytorch import Callback
 
+from trainkit.callbacks.doctor import Doctor
 from trainkit.callbacks.early_stop import EarlyStop
 from trainkit.callbacks.elastic_net import ElasticNet
 from trainkit.callbacks.ema import EMA
 from trainkit.callbacks.lora import LoRA
+from trainkit.callbacks.nonfinite_guard import NonFiniteGuard
 from trainkit.callbacks.prediction_writer import PredictionWriter
 from trainkit.callbacks.run_checkpoint import RunCheckpoint
 from trainkit.callbacks.swa import SWA
+from trainkit.callbacks.training_monitor import TrainingMonitor
 from trainkit.hpc import ExactResume, Preemption
 
 CLI_CALLBACKS: dict[str, type[Callback]] = {
@@ -21,7 +24,13 @@ CLI_CALLBACKS: dict[str, type[Callback]] = {
     "lora": LoRA,
     "resume": ExactResume,
     "preemption": Preemption,
+    "doctor": Doctor,
+    "monitors": TrainingMonitor,
+    "nan_guard": NonFiniteGuard,
 }
 """Group name -> callback class. Arguments named `monitor`/`mode` follow the top-level --monitor/--mode."""
 
-__all__ = ["CLI_CALLBACKS", "EMA", "SWA", "EarlyStop", "ElasticNet", "LoRA", "PredictionWriter", "RunCheckpoint"]
+__all__ = [
+    "CLI_CALLBACKS", "EMA", "SWA", "Doctor", "EarlyStop", "ElasticNet", "LoRA", "NonFiniteGuard", "PredictionWriter",
+    "RunCheckpoint", "TrainingMonitor",
+]

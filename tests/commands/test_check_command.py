@@ -1,0 +1,77 @@
+"""`trainkit check`: each preflight problem is caught (exit 2, one line with the fix); every shipped experiment
+passes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import DIGITS_CONFIG, REPO
+
+TINY = ["--config", str(DIGITS_CONFIG), "--model.init_args.backbone", "test_resnet",
+        "--data.init_args.image_size", "16"]
+
+
+def _problems(capsys: pytest.CaptureFixture) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("trainkit check: problem:")]
+
+
+def test_check_passes_a_good_config(workdir: Path, trainkit, capsys: pytest.CaptureFixture) -> None:
+    assert trainkit("check", *TINY) == 0
+    assert "trainkit check: ok" in capsys.readouterr().out
+    assert not (workdir / "runs").exists()  # the one-batch run writes nothing where the user is
+
+
+def test_misspelled_monitor(workdir: Path, trainkit, capsys: pytest.CaptureFixture) -> None:
+    assert trainkit("check", *TINY, "--monitor", "val/accuracy") == 2
+    [problem] = _problems(capsys)
+    assert "monitor 'val/accuracy' (checkpoint) is never logged" in problem and "set --monitor val/acc" in problem
+
+
+def test_model_that_cannot_reduce_the_loss(workdir: Path, trainkit, capsys: pytest.CaptureFixture) -> None:
+    assert trainkit("check", *TINY, "--model.init_args.optimizer.lr", "0") == 2
+    [problem] = _problems(capsys)
+    assert "cannot reduce the loss on one batch" in problem and "--model.init_args.optimizer.lr" in problem
+
+
+def test_fsdp_on_cpu(workdir: Path, trainkit, capsys: pytest.CaptureFixture) -> None:
+    assert trainkit("check", *TINY, "--trainer.strategy", "fsdp", "--trainer.accelerator", "cpu") == 2
+    [problem] = _problems(capsys)
+    assert "needs CUDA GPUs" in problem
+
+
+def test_slurm_topology_mismatch(workdir: Path, trainkit, capsys: pytest.CaptureFixture,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in {"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NNODES": "1",
+                       "SLURM_JOB_NAME": "train"}.items():
+        monkeypatch.setenv(key, value)
+    assert trainkit("check", *TINY, "--trainer.accelerator", "cpu", "--trainer.devices", "1") == 2
+    [problem] = _problems(capsys)
+    assert "SLURM runs 2 task(s) per node but trainer.devices=1" in problem
+
+
+def test_fit_stops_in_its_first_seconds_on_a_preflight_problem(workdir: Path, trainkit,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    assert trainkit("fit", *TINY, "--monitor", "val/accuracy", "--trainer.max_epochs", "50") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("trainkit: error: monitor 'val/accuracy'")
+    assert not list(workdir.glob("runs/digits/version_0/checkpoints/*.ckpt"))
+
+
+def _experiments() -> list[Path]:
+    """Every shipped YAML that is a whole experiment (has a model and data), not a preset like trainer/bf16."""
+    found = []
+    for path in sorted((REPO / "configs").rglob("*.yaml")):
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if isinstance(loaded, dict) and "model" in loaded and "data" in loaded:
+            found.append(path)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", _experiments(), ids=lambda p: str(p.relative_to(REPO / "configs")))
+def test_check_passes_every_shipped_experiment(config: Path, workdir: Path, trainkit,
+                                               capsys: pytest.CaptureFixture) -> None:
+    code = trainkit("check", "--config", str(config))
+    assert code == 0, _problems(capsys)

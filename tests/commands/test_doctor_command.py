@@ -1,0 +1,58 @@
+"""`trainkit doctor RUN_DIR`, and the diagnosis that closes every `trainkit fit`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import REPO, TINY_DIGITS
+from test_check_command import _experiments
+from tiny_runs import run_tiny
+
+
+def test_fit_ends_with_the_diagnosis_and_logs_the_monitors(workdir: Path, trainkit,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    assert trainkit("fit", *TINY_DIGITS, "--trainer.log_every_n_steps", "1", "--trainer.gradient_clip_val", "1") == 0
+    run = workdir / "runs" / "digits" / "version_0"
+    assert f"trainkit doctor: {Path('runs/digits/version_0')}: " in capsys.readouterr().out
+    assert (run / "doctor.md").is_file() and (run / "doctor.png").is_file()
+    header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
+    for column in ("train/grad_norm", "train/clip_frac", "train/update_ratio", "train/lr"):
+        assert column in header
+
+
+def test_doctor_on_a_run_folder(tmp_path: Path, trainkit, capsys: pytest.CaptureFixture) -> None:
+    run = run_tiny(tmp_path, shuffle_val_labels=True)
+    assert trainkit("doctor", str(run)) == 0
+    out = capsys.readouterr().out
+    assert "val flat while train improves" in out and "likely:" in out and "try:" in out
+    assert "val flat while train improves" in (run / "doctor.md").read_text()
+    assert (run / "doctor.png").stat().st_size > 10_000
+
+
+def test_doctor_on_an_experiment_folder_takes_its_newest_run(tmp_path: Path, trainkit,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    run = run_tiny(tmp_path, epochs=2)
+    assert trainkit("doctor", str(run.parent)) == 0
+    assert f"{run}: healthy" in capsys.readouterr().out
+
+
+def test_doctor_on_a_folder_that_is_not_a_run(tmp_path: Path, trainkit, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "notes.txt").write_text("hello")
+    assert trainkit("doctor", str(tmp_path)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a run folder (no metrics.csv in it)" in err[0]
+    assert list(tmp_path.iterdir()) == [tmp_path / "notes.txt"]  # and writes nothing there
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", _experiments(), ids=lambda p: str(p.relative_to(REPO / "configs")))
+def test_shipped_experiments_train_healthy(config: Path, workdir: Path, trainkit,
+                                           capsys: pytest.CaptureFixture) -> None:
+    """No false alarm: the first epochs of every shipped experiment, as shipped, are diagnosed healthy."""
+    short = ["--trainer.max_epochs", "3", "--trainer.limit_train_batches", "12", "--trainer.log_every_n_steps", "1",
+             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+             "--test_after_fit", "false", "--run_name", "healthy"]
+    assert trainkit("fit", "--config", str(config), *short) == 0
+    [report] = workdir.glob("runs/*/healthy/doctor.md")
+    assert "**Healthy**" in report.read_text(), capsys.readouterr().out
