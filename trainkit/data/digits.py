@@ -40,7 +40,8 @@ class DigitsDataModule(LightningDataModule):
             train_transform: augmentation applied to each training image tensor (e.g. torchvision.transforms.v2).
         """
         super().__init__()
-        self.save_hyperparameters(ignore=["train_transform"])
+        # logger=False: config.yaml records these, and merged hparams would clash with the model's in_chans
+        self.save_hyperparameters(ignore=["train_transform"], logger=False)
         self.batch_size = batch_size
         self.image_size = image_size
         self.in_chans = in_chans

@@ -49,7 +49,8 @@ class ImageFolderDataModule(LightningDataModule):
             train_transform: augmentation on the [0, 1] training tensor before normalization.
         """
         super().__init__()
-        self.save_hyperparameters(ignore=["train_transform"])
+        # logger=False: config.yaml records these, and merged hparams would clash with the model's in_chans
+        self.save_hyperparameters(ignore=["train_transform"], logger=False)
         self.root = Path(root)
         self.batch_size, self.image_size = batch_size, image_size
         self.fractions, self.split_seed = (val_fraction, test_fraction), split_seed

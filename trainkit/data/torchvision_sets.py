@@ -50,7 +50,8 @@ class TorchvisionDataModule(LightningDataModule):
             train_transform: augmentation on the [0, 1] training tensor before normalization.
         """
         super().__init__()
-        self.save_hyperparameters(ignore=["train_transform"])
+        # logger=False: config.yaml records these, and merged hparams would clash with the model's in_chans
+        self.save_hyperparameters(ignore=["train_transform"], logger=False)
         self.name, self.root, self.download = name, root, download
         self.num_classes, self.in_chans, mean, std = _SETS[name]
         self.batch_size, self.val_fraction, self.split_seed = batch_size, val_fraction, split_seed
