@@ -2,6 +2,7 @@
 
 from trainkit.data.digits import DigitsDataModule
 from trainkit.data.image_folder import ImageFolderDataModule
+from trainkit.data.shapes import ShapesDataModule
 from trainkit.data.torchvision_sets import TorchvisionDataModule
 
-__all__ = ["DigitsDataModule", "ImageFolderDataModule", "TorchvisionDataModule"]
+__all__ = ["DigitsDataModule", "ImageFolderDataModule", "ShapesDataModule", "TorchvisionDataModule"]

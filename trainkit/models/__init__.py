@@ -1,5 +1,7 @@
 """Model factories: timm backbones by name and the heads tasks put on them."""
 
 from trainkit.models.backbone import create_backbone
+from trainkit.models.mlp import MLP
+from trainkit.models.unet import UNet
 
-__all__ = ["create_backbone"]
+__all__ = ["MLP", "UNet", "create_backbone"]

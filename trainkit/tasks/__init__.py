@@ -2,5 +2,6 @@
 
 from trainkit.tasks.base import TaskModule
 from trainkit.tasks.classification import ClassificationModule
+from trainkit.tasks.segmentation import SegmentationModule
 
-__all__ = ["ClassificationModule", "TaskModule"]
+__all__ = ["ClassificationModule", "SegmentationModule", "TaskModule"]
