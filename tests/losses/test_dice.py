@@ -18,7 +18,8 @@ IGNORED = torch.tensor([[[0, 1, 0, 255]]])  # the last pixel unlabeled: class 2 
 
 
 def test_dice_all_classes_present() -> None:
-    # class 0: I = .7+.5, |P| = .7+.1+.5+.2, |T| = 2;  class 1: I = .8, |P| = 1.45, |T| = 1;  class 2: I = .6, |P| = 1.05
+    # class 0: I = .7+.5, |P| = .7+.1+.5+.2, |T| = 2
+    # class 1: I = .8, |P| = 1.45, |T| = 1;  class 2: I = .6, |P| = 1.05, |T| = 1
     expected = 1 - (2 * 1.2 / (1.5 + 2) + 2 * 0.8 / (1.45 + 1) + 2 * 0.6 / (1.05 + 1)) / 3
     assert DiceLoss()(LOGITS, TARGET).item() == pytest.approx(expected, rel=1e-5)
 

@@ -33,7 +33,8 @@ def render_shapes(
         # Texture: stripes of random direction and period, so edges inside the background are not shape edges.
         angle, period = rng.uniform(0, math.pi), rng.uniform(4, 16)
         stripes = np.sin((xs * math.cos(angle) + ys * math.sin(angle)) * 2 * math.pi / period)
-        image = background[:, None, None] + rng.uniform(0.05, 0.15) * stripes[None] * rng.choice([-1, 1], 3)[:, None, None]
+        contrast = rng.uniform(0.05, 0.15) * rng.choice([-1, 1], 3)
+        image = background[:, None, None] + contrast[:, None, None] * stripes[None]
         for _ in range(rng.integers(1, max_shapes + 1)):
             cls = int(rng.integers(1, 4))
             radius = rng.uniform(0.1, 0.2) * image_size
@@ -92,7 +93,8 @@ class ShapesDataModule(LightningDataModule):
         super().__init__()
         self.save_hyperparameters(ignore=["train_transform"])
         self.sizes = {"train": num_train, "val": num_val, "test": num_test}
-        self.image_size, self.max_shapes, self.noise, self.binary, self.seed = image_size, max_shapes, noise, binary, seed
+        self.image_size, self.max_shapes, self.noise, self.seed = image_size, max_shapes, noise, seed
+        self.binary = binary
         self.batch_size, self.num_workers, self.train_transform = batch_size, num_workers, train_transform
         self.num_classes = 2 if binary else len(SHAPE_CLASSES)
         self.class_names = ["background", "shape"] if binary else list(SHAPE_CLASSES)

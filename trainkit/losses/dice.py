@@ -50,7 +50,7 @@ class DiceLoss(nn.Module):
         self.binary, self.ignore_index, self.smooth = binary, ignore_index, smooth
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        """Loss of (B, C, H, W) logits against (B, H, W) class-index targets (binary: (B, 1, H, W) logits, 0/1 masks)."""
+        """Loss of (B, C, H, W) logits and (B, H, W) class-index targets; binary: (B, 1, H, W) logits, 0/1 masks."""
         if self.binary:
             logits, target = _binary_inputs(logits, target)
             valid = _valid_mask(target, self.ignore_index)

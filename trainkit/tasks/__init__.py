@@ -2,6 +2,7 @@
 
 from trainkit.tasks.base import TaskModule
 from trainkit.tasks.classification import ClassificationModule
+from trainkit.tasks.regression import RegressionModule
 from trainkit.tasks.segmentation import SegmentationModule
 
-__all__ = ["ClassificationModule", "SegmentationModule", "TaskModule"]
+__all__ = ["ClassificationModule", "RegressionModule", "SegmentationModule", "TaskModule"]

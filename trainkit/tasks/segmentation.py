@@ -57,7 +57,8 @@ class SegmentationModule(TaskModule):
         self.save_hyperparameters(ignore=["loss"] + (["encoder"] if isinstance(encoder, nn.Module) else []))
         if binary and num_classes != 2:
             raise ConfigError(f"binary segmentation has 2 classes, got num_classes={num_classes}; set num_classes 2")
-        self.num_classes, self.binary, self.ignore_index, self.class_names = num_classes, binary, ignore_index, class_names
+        self.num_classes, self.binary, self.ignore_index = num_classes, binary, ignore_index
+        self.class_names = class_names
         out_channels = 1 if binary else num_classes
         if isinstance(encoder, nn.Module):
             self.net, self.in_chans = encoder, None
