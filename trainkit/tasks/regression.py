@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError, R2Score
 
+from trainkit.errors import ConfigError
 from trainkit.models import MLP, create_backbone
 from trainkit.optim import OptimizerConfig, SchedulerConfig
 from trainkit.tasks.base import TaskModule
@@ -57,8 +58,6 @@ class RegressionModule(TaskModule):
         if isinstance(backbone, nn.Module):
             self.net = backbone
         elif backbone == "mlp":
-            from trainkit.errors import ConfigError
-
             if in_features is None:
                 raise ConfigError("backbone 'mlp' needs the input size; set --model.init_args.in_features to the "
                                   "number of feature columns of the data")
