@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from tests.conftest import REPO
+from tests.tasks.metrics_csv import last_values
 from trainkit.data import CSVDataModule
 from trainkit.errors import ConfigError
 from trainkit.tasks import RegressionModule
@@ -114,19 +115,12 @@ def test_image_backbone_learns() -> None:
     assert losses[-1] < 0.5 * losses[0]
 
 
-def _last_row(path: Path) -> dict[str, str]:
-    merged: dict[str, str] = {}
-    with path.open() as file:
-        for row in csv.DictReader(file):
-            merged.update({key: value for key, value in row.items() if value})
-    return merged
-
 
 @pytest.mark.slow
 def test_cli_fit_then_test_with_baseline(workdir: Path, trainkit) -> None:  # noqa: ANN001
     assert trainkit("fit", *TINY_DIABETES) == 0
     run = workdir / "runs" / "diabetes" / "version_0"
-    fitted = _last_row(run / "metrics.csv")
+    fitted = last_values(run / "metrics.csv")
     for key in ("val/mae", "val/rmse", "val/r2", "test/r2", "test/baseline_r2"):
         assert key in fitted, key
     assert 20 < float(fitted["test/mae"]) < 150  # progression runs 25..346: MAE is in those units
@@ -145,7 +139,7 @@ def test_cli_fit_then_test_with_baseline(workdir: Path, trainkit) -> None:  # no
     assert float(fitted["test/baseline_r2"]) == pytest.approx(r2, abs=1e-4)
 
     assert trainkit("test", *TINY_DIABETES, "--ckpt_path", "best") == 0
-    tested = _last_row(run / "test" / "version_0" / "metrics.csv")
+    tested = last_values(run / "test" / "version_0" / "metrics.csv")
     assert float(tested["test/r2"]) == pytest.approx(float(fitted["test/r2"]), abs=1e-5)
 
 
@@ -160,7 +154,7 @@ def test_cli_csv_fit(workdir: Path, trainkit) -> None:  # noqa: ANN001
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
     ]
     assert trainkit(*args) == 0
-    assert "test/r2" in _last_row(workdir / "runs" / "csv" / "version_0" / "metrics.csv")
+    assert "test/r2" in last_values(workdir / "runs" / "csv" / "version_0" / "metrics.csv")
 
 
 @pytest.mark.slow

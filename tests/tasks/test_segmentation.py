@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from tests.conftest import REPO
+from tests.tasks.metrics_csv import last_values
 from trainkit.data.shapes import render_shapes
 from trainkit.errors import ConfigError
 from trainkit.tasks import SegmentationModule
@@ -30,14 +30,6 @@ TINY_SHAPES = [
     "--trainer.enable_model_summary", "false",
 ]
 
-
-def _last_row(path: Path) -> dict[str, str]:
-    """The last row of a metrics.csv that has a value in each column (epoch-level values come last)."""
-    merged: dict[str, str] = {}
-    with path.open() as file:
-        for row in csv.DictReader(file):
-            merged.update({key: value for key, value in row.items() if value})
-    return merged
 
 
 class FixedLogits(nn.Module):
@@ -103,12 +95,12 @@ def test_cli_fit_test_predict(workdir: Path, trainkit) -> None:  # noqa: ANN001
     assert trainkit("fit", *TINY_SHAPES) == 0
     run = workdir / "runs" / "shapes" / "version_0"
     assert (run / "checkpoints" / "best.ckpt").is_file()
-    fitted = _last_row(run / "metrics.csv")
+    fitted = last_values(run / "metrics.csv")
     for key in ("val/miou", "val/dice", "val/iou_circle", "val/dice_triangle", "test/miou", "test/iou_background"):
         assert 0.0 <= float(fitted[key]) <= 1.0, key
 
     assert trainkit("test", *TINY_SHAPES, "--ckpt_path", "best") == 0
-    tested = _last_row(run / "test" / "version_0" / "metrics.csv")
+    tested = last_values(run / "test" / "version_0" / "metrics.csv")
     # The same checkpoint on the same generated test set gives the same mean IoU as the test at the end of fit.
     assert float(tested["test/miou"]) == pytest.approx(float(fitted["test/miou"]), abs=1e-6)
 
