@@ -1,17 +1,25 @@
-"""LightningDataModules: embedded digits, torchvision sets and image folders."""
+"""LightningDataModules: embedded digits, shapes and diabetes, torchvision sets, image and mask folders, CSV tables."""
 
 from trainkit.data.balanced_sampler import ClassBalancedSampler
 from trainkit.data.class_balanced import ClassBalancedDataModule
+from trainkit.data.csv_table import CSVDataModule
+from trainkit.data.diabetes import DiabetesDataModule
 from trainkit.data.digits import DigitsDataModule
 from trainkit.data.image_folder import ImageFolderDataModule
+from trainkit.data.mask_folder import MaskFolderDataModule
+from trainkit.data.shapes import ShapesDataModule
 from trainkit.data.teacher_logits import TeacherLogitsDataModule
 from trainkit.data.torchvision_sets import TorchvisionDataModule
 
 __all__ = [
+    "CSVDataModule",
     "ClassBalancedDataModule",
     "ClassBalancedSampler",
+    "DiabetesDataModule",
     "DigitsDataModule",
     "ImageFolderDataModule",
+    "MaskFolderDataModule",
+    "ShapesDataModule",
     "TeacherLogitsDataModule",
     "TorchvisionDataModule",
 ]

@@ -2,5 +2,7 @@
 
 from trainkit.models.backbone import create_backbone
 from trainkit.models.embedding import EmbeddingHead
+from trainkit.models.mlp import MLP
+from trainkit.models.unet import UNet
 
-__all__ = ["EmbeddingHead", "create_backbone"]
+__all__ = ["MLP", "EmbeddingHead", "UNet", "create_backbone"]

@@ -4,5 +4,10 @@ from trainkit.tasks.base import TaskModule
 from trainkit.tasks.classification import ClassificationModule
 from trainkit.tasks.distillation import DistillationModule
 from trainkit.tasks.metric_learning import MetricLearningModule
+from trainkit.tasks.regression import RegressionModule
+from trainkit.tasks.segmentation import SegmentationModule
 
-__all__ = ["ClassificationModule", "DistillationModule", "MetricLearningModule", "TaskModule"]
+__all__ = [
+    "ClassificationModule", "DistillationModule", "MetricLearningModule", "RegressionModule", "SegmentationModule",
+    "TaskModule",
+]
