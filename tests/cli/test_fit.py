@@ -142,6 +142,7 @@ def test_predict_writes_a_csv(workdir: Path, trainkit) -> None:
 def test_user_network_on_the_shipped_digits_data(workdir: Path, trainkit) -> None:
     """A class_path network trains on trainkit's own DataModule (model and data hparams must not clash)."""
     net = "tests.cli.user_nets.TinyDigitsNet"
-    assert trainkit("fit", *TINY_DIGITS, "--model.init_args.backbone", net, "--model.init_args.backbone.hidden", "8") == 0
+    args = ["--model.init_args.backbone", net, "--model.init_args.backbone.hidden", "8"]
+    assert trainkit("fit", *TINY_DIGITS, *args) == 0
     ckpt = torch.load(workdir / "runs/digits/version_0/checkpoints/last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["state_dict"]["net.layers.1.weight"].shape == (8, 256)
