@@ -6,9 +6,9 @@ import logging
 from pathlib import Path
 
 import torch
-from conftest import DIGITS_CONFIG
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from tests.conftest import DIGITS_CONFIG
 from trainkit.callbacks import LoRA
 from trainkit.data import DigitsDataModule
 from trainkit.tasks import ClassificationModule

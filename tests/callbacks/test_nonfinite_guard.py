@@ -9,8 +9,8 @@ import pytest
 import torch
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
-from tiny_runs import BatchTamper, mlp, train_tiny
 
+from tests.tiny_runs import BatchTamper, mlp, train_tiny
 from trainkit.callbacks import NonFiniteGuard
 from trainkit.callbacks.nonfinite_guard import NonFiniteGuardError
 from trainkit.doctor.curves import NONFINITE_KEY, read_metrics

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tiny_runs import train_tiny
 
+from tests.tiny_runs import train_tiny
 from trainkit.doctor.curves import read_metrics
 
 

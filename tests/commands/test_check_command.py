@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import DIGITS_CONFIG, REPO
+
+from tests.conftest import DIGITS_CONFIG, REPO
 
 TINY = ["--config", str(DIGITS_CONFIG), "--model.init_args.backbone", "test_resnet",
         "--data.init_args.image_size", "16"]

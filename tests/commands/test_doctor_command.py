@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import REPO, TINY_DIGITS
-from test_check_command import _experiments
-from tiny_runs import run_tiny
+
+from tests.commands.test_check_command import _experiments
+from tests.conftest import REPO, TINY_DIGITS
+from tests.tiny_runs import run_tiny
 
 
 def test_fit_ends_with_the_diagnosis_and_logs_the_monitors(workdir: Path, trainkit,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import TINY_DIGITS
+from tests.conftest import TINY_DIGITS
 
 
 def test_plain_checkpoint_is_refused(workdir: Path, trainkit, capsys) -> None:  # noqa: ANN001

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_runs import BatchTamper, run_tiny
 
+from tests.tiny_runs import BatchTamper, run_tiny
 from trainkit.callbacks import NonFiniteGuard
 from trainkit.doctor import Curves, Series, diagnose, examine
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_DIGITS
 from lightning.pytorch import Trainer
 
+from tests.conftest import TINY_DIGITS
 from trainkit.cli import main
 from trainkit.data import DigitsDataModule, TeacherLogitsDataModule
 from trainkit.tasks import ClassificationModule, DistillationModule
