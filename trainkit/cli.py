@@ -214,9 +214,11 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as error:  # noqa: BLE001  every failure a user can cause ends as one line, not a traceback
         if os.environ.get(DEBUG_ENV):
             raise
-        is_usage = isinstance(error, ConfigError) or type(error).__name__ == "ArgumentError"
+        folded = next((m for m in reversed(ConfigError.raised) if m in str(error)), None)  # raised inside parsing
+        is_usage = isinstance(error, ConfigError) or type(error).__name__ == "ArgumentError" or folded is not None
         prefix = "" if is_usage else f"{type(error).__name__}: "
-        print(f"trainkit: error: {prefix}{one_line(error)} (set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
+        text = folded or one_line(error)
+        print(f"trainkit: error: {prefix}{text} (set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
         sys.exit(2 if is_usage else 1)
 
 

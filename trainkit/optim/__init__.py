@@ -1,6 +1,22 @@
-"""Optimizers by name (timm's factory) and LR schedules whose length comes from the Trainer."""
+"""Optimizers by name (timm's factory), param groups, batch-size LR scaling and LR schedules whose length comes from
+the Trainer."""
 
+from trainkit.optim.lr_scaling import effective_batch_size, scale_lr
+from trainkit.optim.onecycle import OneCycle
 from trainkit.optim.optimizer import OptimizerConfig
-from trainkit.optim.scheduler import SchedulerConfig
+from trainkit.optim.param_groups import backbone_modules, backbone_parameters, build_param_groups
+from trainkit.optim.schedule_lr import ScheduleLR
+from trainkit.optim.scheduler import SchedulerConfig, known_schedules
 
-__all__ = ["OptimizerConfig", "SchedulerConfig"]
+__all__ = [
+    "OneCycle",
+    "OptimizerConfig",
+    "ScheduleLR",
+    "SchedulerConfig",
+    "backbone_modules",
+    "backbone_parameters",
+    "build_param_groups",
+    "effective_batch_size",
+    "known_schedules",
+    "scale_lr",
+]
