@@ -42,12 +42,13 @@ class RunConfigSaver(SaveConfigCallback):
     def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
         if self.already_saved:
             return
-        if trainer.is_global_zero and trainer.log_dir is not None:
+        run_dir = trainer.log_dir  # on every rank: the property is a collective (it broadcasts rank 0's folder)
+        if trainer.is_global_zero and run_dir is not None:
             config = self.config.clone()
             if "ckpt_path" in config:
                 config.ckpt_path = None  # the saved config reruns the experiment; resuming is a flag, not config
             text = self.parser.dump(config, skip_none=False)
-            log_dir = Path(trainer.log_dir)
+            log_dir = Path(run_dir)
             log_dir.mkdir(parents=True, exist_ok=True)
             existing = sorted(log_dir.glob("config*.yaml"))
             if not any(path.read_text() == text for path in existing):
