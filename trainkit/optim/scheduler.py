@@ -115,6 +115,10 @@ class SchedulerConfig:
         warmup = self.warmup_intervals(total)
         if name == "onecycle":
             pct_start = warmup / total if self.warmup else _ONECYCLE_PCT_START
+            if total < 4:
+                raise ConfigError(f"onecycle needs at least 4 {self.step_interval}s, the run has {total}")
+            # torch divides by (pct_start * total - 1): keep at least 2 intervals in each phase
+            pct_start = min(max(pct_start, 2 / total), 1 - 2 / total)
             kwargs = _checked(OneCycle, name, self.kwargs, fixed=_ONECYCLE_FIXED)
             if self.min_lr_ratio and "final_div_factor" not in kwargs:
                 kwargs["final_div_factor"] = 1 / (self.min_lr_ratio * kwargs.get("div_factor", 25.0))
