@@ -26,5 +26,6 @@ def test_recipe_composes_and_trains(recipe: Path, workdir: Path, trainkit) -> No
     assert cli.model.optimizer_config.lr == wanted["optimizer"]["lr"]
     assert cli.model.scheduler_config.name == wanted["scheduler"]["name"]
     assert cli.model.net.num_classes == 10  # the experiment's own settings are kept
-    assert trainkit("fit", *TINY_DIGITS, "--config", str(recipe), "--test_after_fit", "false") == 0
+    two_epochs = ["--trainer.max_epochs", "2"]  # step_decay warms up for a whole epoch
+    assert trainkit("fit", *TINY_DIGITS, "--config", str(recipe), *two_epochs, "--test_after_fit", "false") == 0
     assert (workdir / "runs/digits/version_0/checkpoints/last.ckpt").is_file()
