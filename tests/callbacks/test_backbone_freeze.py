@@ -108,3 +108,12 @@ def test_freezing_needs_a_backbone() -> None:
                   callbacks=[BackboneFreeze(epochs=1)])
     with pytest.raises(ConfigError, match="--freeze.epochs needs a backbone/head split"):
         run.fit(TinyTask(), train_dataloaders=loader())
+
+
+def test_unfreezing_mid_run_is_refused_under_ddp() -> None:
+    model, _, _ = make(epochs=2)
+    ddp = Trainer(strategy="ddp", devices=2, accelerator="cpu", logger=False)  # built, not launched
+    with pytest.raises(ConfigError, match="--freeze.epochs 2 unfreezes the backbone mid-run, which DDP cannot"):
+        BackboneFreeze(epochs=2).setup(ddp, model, "fit")
+    BackboneFreeze(epochs=-1).setup(ddp, model, "fit")  # frozen throughout is fine: nothing joins later
+    assert not any(p.requires_grad for k, p in model.net.named_parameters() if not k.startswith("fc."))

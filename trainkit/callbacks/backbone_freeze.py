@@ -41,8 +41,16 @@ class BackboneFreeze(BaseFinetuning):
         return self.epochs < 0 or epoch < self.epochs
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if self.enabled and stage == "fit":
-            super().setup(trainer, pl_module, stage)
+        if not self.enabled or stage != "fit":
+            return
+        if self.epochs > 0 and trainer.world_size > 1:
+            # DDP registers the parameters that need gradients when it wraps the model, right after this hook: a
+            # backbone unfrozen later would train on each process unsynchronised, and the copies would drift apart.
+            raise ConfigError(
+                f"--freeze.epochs {self.epochs} unfreezes the backbone mid-run, which DDP cannot synchronise; with "
+                f"{trainer.world_size} processes use --freeze.epochs -1 (frozen throughout) or 0"
+            )
+        super().setup(trainer, pl_module, stage)
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.enabled:
