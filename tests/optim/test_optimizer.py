@@ -108,3 +108,18 @@ def test_discriminative_lr_follows_the_schedule() -> None:
     assert [len(row) for row in lrs] == [4] * 10  # (head, backbone) x (decay, no decay)
     for row in lrs:
         assert sorted(row)[-1] == pytest.approx(10 * sorted(row)[0])
+
+
+@pytest.mark.parametrize(
+    ("flag", "expected"),
+    [("--model.optimizer.name=adamx", "optimizer 'adamx' is not known; did you mean"),
+     ("--model.scheduler.name=cosin", "scheduler 'cosin' is not known; did you mean cosine")],
+)
+def test_unknown_names_are_one_line_cli_errors(flag: str, expected: str, workdir, trainkit, capsys) -> None:  # noqa: ANN001
+    from tests.conftest import TINY_DIGITS
+
+    assert trainkit("fit", *TINY_DIGITS, flag) == 2  # refused while the config is read: nothing trains
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"trainkit: error: {expected}") and "choose one of:" in error
+    assert "\n" not in error
+    assert not (workdir / "runs").exists()
