@@ -2,6 +2,7 @@
 
 from lightning.pytorch import Callback
 
+from trainkit.callbacks.backbone_freeze import BackboneFreeze
 from trainkit.callbacks.doctor import Doctor
 from trainkit.callbacks.early_stop import EarlyStop
 from trainkit.callbacks.elastic_net import ElasticNet
@@ -12,12 +13,15 @@ from trainkit.callbacks.prediction_writer import PredictionWriter
 from trainkit.callbacks.run_checkpoint import RunCheckpoint
 from trainkit.callbacks.swa import SWA
 from trainkit.callbacks.training_monitor import TrainingMonitor
+from trainkit.callbacks.weight_init import WeightInit
 from trainkit.hpc import ExactResume, Preemption
 
 CLI_CALLBACKS: dict[str, type[Callback]] = {
     "checkpoint": RunCheckpoint,
     "early_stopping": EarlyStop,
     "predictions": PredictionWriter,
+    "weight_init": WeightInit,
+    "freeze": BackboneFreeze,
     "ema": EMA,
     "swa": SWA,
     "elastic_net": ElasticNet,
@@ -31,6 +35,6 @@ CLI_CALLBACKS: dict[str, type[Callback]] = {
 """Group name -> callback class. Arguments named `monitor`/`mode` follow the top-level --monitor/--mode."""
 
 __all__ = [
-    "CLI_CALLBACKS", "EMA", "SWA", "Doctor", "EarlyStop", "ElasticNet", "LoRA", "NonFiniteGuard", "PredictionWriter",
-    "RunCheckpoint", "TrainingMonitor",
+    "CLI_CALLBACKS", "EMA", "SWA", "BackboneFreeze", "Doctor", "EarlyStop", "ElasticNet", "LoRA", "NonFiniteGuard",
+    "PredictionWriter", "RunCheckpoint", "TrainingMonitor", "WeightInit",
 ]

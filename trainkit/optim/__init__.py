@@ -1,11 +1,28 @@
-"""Optimizers by name (timm's factory) and LR schedules whose length comes from the Trainer."""
+"""Optimizers by name (timm's factory), param groups, batch-size LR scaling and LR schedules whose length comes from
+the Trainer."""
 
 import torch
 
+from trainkit.optim.lr_scaling import effective_batch_size, scale_lr
+from trainkit.optim.onecycle import OneCycle
 from trainkit.optim.optimizer import OptimizerConfig
-from trainkit.optim.scheduler import SchedulerConfig
+from trainkit.optim.param_groups import backbone_modules, backbone_parameters, build_param_groups
+from trainkit.optim.schedule_lr import ScheduleLR
+from trainkit.optim.scheduler import SchedulerConfig, known_schedules
 
-# Modules built outside the CLI keep these configs in their hyperparameters; allow them in weights_only loads.
+# Tasks save these configs in their hyperparameters; allow them in torch.load(weights_only=True) (torch's default,
+# used when Lightning resumes a checkpoint), which otherwise refuses every checkpoint that holds them.
 torch.serialization.add_safe_globals([OptimizerConfig, SchedulerConfig])
 
-__all__ = ["OptimizerConfig", "SchedulerConfig"]
+__all__ = [
+    "OneCycle",
+    "OptimizerConfig",
+    "ScheduleLR",
+    "SchedulerConfig",
+    "backbone_modules",
+    "backbone_parameters",
+    "build_param_groups",
+    "effective_batch_size",
+    "known_schedules",
+    "scale_lr",
+]

@@ -13,6 +13,7 @@ from torchmetrics import Metric, MetricCollection
 
 from trainkit.errors import ConfigError
 from trainkit.optim import OptimizerConfig, SchedulerConfig
+from trainkit.optim.param_groups import BackboneSplit
 
 STAGES = ("train", "val", "test")
 
@@ -33,6 +34,7 @@ class TaskModule(LightningModule):
         super().__init__()
         self.optimizer_config = optimizer or OptimizerConfig()
         self.scheduler_config = scheduler
+        self.base_lr = self.optimizer_config.lr  # after configure_optimizers: the LR scaled to the batch size
         self.train_metrics: MetricCollection | None = None
         self.val_metrics: MetricCollection | None = None
         self.test_metrics: MetricCollection | None = None
@@ -79,13 +81,23 @@ class TaskModule(LightningModule):
         """The module whose trainable parameters the optimizer covers (a distillation student overrides it)."""
         return self
 
+    def backbone_and_head(self) -> BackboneSplit | None:
+        """(network, its head): the network's parameters outside the head are the backbone, for discriminative LRs,
+        layer decay and freezing. By default the first timm model in `optimized_module()` and its `get_classifier()`;
+        a task with another layout overrides this (e.g. `return self.encoder, None`)."""
+        for module in self.optimized_module().modules():
+            if callable(getattr(module, "get_classifier", None)):
+                head = module.get_classifier()
+                return module, head if isinstance(head, nn.Module) else None
+        return None
+
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_config.build(self.optimized_module())
+        trainer = self._trainer
+        self.base_lr = self.optimizer_config.scaled_lr(trainer)
+        optimizer = self.optimizer_config.build(self.optimized_module(), self.base_lr, self.backbone_and_head())
         if self.scheduler_config is None:
             return optimizer
-        by_step = self.scheduler_config.interval == "step"
-        total = self.trainer.estimated_stepping_batches if by_step else self.trainer.max_epochs
-        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_config.build(optimizer, total)}
+        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_config.build(optimizer, trainer)}
 
     def setup(self, stage: str) -> None:
         self._check_matches_data()

@@ -1,0 +1,125 @@
+"""Backbone freezing for fine-tuning: frozen for the first N epochs (or the whole run), then trained at its own LR."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import BaseFinetuning
+from lightning.pytorch.utilities import rank_zero_info
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+from trainkit.errors import ConfigError
+from trainkit.optim import backbone_modules, backbone_parameters
+
+
+class BackboneFreeze(BaseFinetuning):
+    """Keep the backbone (`TaskModule.backbone_and_head()`) frozen, its BatchNorm layers in eval, for `epochs`.
+
+    At the unfreezing epoch its parameters join the optimizer as new param groups with their own LR (the optimizer's
+    LR x `backbone_lr_scale`, layer decay included) and follow the schedule from there. Lightning's BaseFinetuning
+    stores those groups in checkpoints, so a resumed run gets them back.
+    """
+
+    def __init__(self, epochs: int = 0) -> None:
+        """Args:
+        epochs: epochs the backbone stays frozen; 0 never freezes it, -1 keeps it frozen for the whole run.
+        """
+        super().__init__()
+        self.epochs = epochs
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any freezing is asked for (when not, every hook is a no-op and nothing is checkpointed)."""
+        return self.epochs != 0
+
+    def _frozen_at(self, epoch: int) -> bool:
+        return self.epochs < 0 or epoch < self.epochs
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if not self.enabled or stage != "fit":
+            return
+        if self.epochs > 0 and trainer.world_size > 1:
+            # DDP registers the parameters that need gradients when it wraps the model, right after this hook: a
+            # backbone unfrozen later would train on each process unsynchronised, and the copies would drift apart.
+            raise ConfigError(
+                f"--freeze.epochs {self.epochs} unfreezes the backbone mid-run, which DDP cannot synchronise; with "
+                f"{trainer.world_size} processes use --freeze.epochs -1 (frozen throughout) or 0"
+            )
+        super().setup(trainer, pl_module, stage)
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.enabled:
+            super().on_fit_start(trainer, pl_module)
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.enabled:
+            super().on_train_epoch_start(trainer, pl_module)
+
+    def state_dict(self) -> dict[str, Any]:
+        return super().state_dict() if self.enabled else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if self.enabled and state_dict:
+            super().load_state_dict(state_dict)
+
+    def freeze_before_training(self, pl_module: LightningModule) -> None:
+        # Frozen parameter by parameter: BaseFinetuning.freeze works on whole modules, and a timm network holds its
+        # head (and, for ViTs, direct parameters such as pos_embed) in the same module as the backbone.
+        params, norms = _backbone(pl_module)
+        for param in params:
+            param.requires_grad_(False)
+        for norm in norms:
+            norm.eval()  # running statistics stay those of the (pretrained) backbone
+        rank_zero_info(f"trainkit: backbone frozen ({sum(p.numel() for p in params):,} parameters)")
+
+    def finetune_function(self, pl_module: LightningModule, epoch: int, optimizer: Optimizer) -> None:
+        params, norms = _backbone(pl_module)
+        if self._frozen_at(epoch):
+            for norm in norms:
+                norm.eval()
+            return
+        # Compared by identity: BaseFinetuning.filter_on_optimizer compares values, which can match by chance.
+        in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        if all(p.requires_grad for p in params) and all(id(p) in in_optimizer for p in params):
+            return  # already unfrozen (e.g. a resumed run whose param groups BaseFinetuning restored)
+        for param in params:
+            param.requires_grad_(True)
+        for norm in norms:
+            norm.train(pl_module.training)
+        new = {id(p) for p in params} - in_optimizer
+        config, base_lr = pl_module.optimizer_config, pl_module.base_lr
+        groups = config.param_groups(pl_module.optimized_module(), base_lr, pl_module.backbone_and_head(), only=new)
+        for group in groups:
+            optimizer.add_param_group(group)
+        _sync_schedules(pl_module.trainer, optimizer)
+        lrs = ", ".join(f"{group['lr']:g}" for group in groups)
+        rank_zero_info(f"trainkit: backbone unfrozen at epoch {epoch}; its param groups start at lr {lrs}")
+
+
+def _sync_schedules(trainer: Trainer, optimizer: Optimizer) -> None:
+    """Give new param groups their scheduled LR now, not one optimizer step later (at their full base LR)."""
+    for config in trainer.lr_scheduler_configs:
+        scheduler = config.scheduler
+        if scheduler.optimizer is optimizer and not isinstance(scheduler, ReduceLROnPlateau):
+            with warnings.catch_warnings():  # get_lr() outside step() warns; here it only reads the current position
+                warnings.simplefilter("ignore", UserWarning)
+                lrs = scheduler.get_lr()
+            for group, lr in zip(optimizer.param_groups, lrs, strict=True):
+                group["lr"] = lr
+
+
+def _backbone(pl_module: LightningModule) -> tuple[list[nn.Parameter], list[nn.Module]]:
+    """The backbone's parameters and BatchNorm layers; a ConfigError when the model has no backbone/head split."""
+    split = pl_module.backbone_and_head() if hasattr(pl_module, "backbone_and_head") else None
+    params = backbone_parameters(split)
+    if not params:
+        raise ConfigError(
+            "--freeze.epochs needs a backbone/head split, but this model has none; use a timm backbone or override "
+            "TaskModule.backbone_and_head()"
+        )
+    return params, [m for m in backbone_modules(split) if isinstance(m, _BatchNorm)]

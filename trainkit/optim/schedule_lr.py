@@ -1,0 +1,33 @@
+"""ScheduleLR: an LRScheduler that sets every param group's LR to its own base LR times one schedule factor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.optim.lr_scheduler import LRScheduler
+
+
+class ScheduleLR(LRScheduler):
+    """LR of group i at interval t = base_lr[i] * factor(t).
+
+    A param group added during training (a backbone unfrozen by `BackboneFreeze`) joins with its LR at that moment as
+    its base LR and follows the same schedule from the current interval on.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, factor: Callable[[int], float], last_epoch: int = -1) -> None:
+        self.factor = factor
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        groups = self.optimizer.param_groups
+        for group in groups:
+            group.setdefault("initial_lr", group["lr"])
+        self.base_lrs = [group["initial_lr"] for group in groups]
+        factor = self.factor(self.last_epoch)
+        return [base * factor for base in self.base_lrs]
+
+    def state_dict(self) -> dict[str, Any]:
+        # The factor is a closure rebuilt from the config; only the position and base LRs are state.
+        return {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "factor")}
