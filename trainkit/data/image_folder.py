@@ -1,0 +1,116 @@
+"""Images in one folder per class: `root/train`, `root/val`, `root/test`, or one folder split by fractions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from lightning.pytorch import LightningDataModule
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from trainkit.data._common import default_num_workers, image_transform, make_loader, stratified_split
+from trainkit.errors import ConfigError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ImageFolderDataModule(LightningDataModule):
+    """Class-per-folder images (torchvision ImageFolder); classes are the sorted folder names."""
+
+    def __init__(
+        self,
+        root: str,
+        batch_size: int = 32,
+        image_size: int = 224,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        split_seed: int = 0,
+        grayscale: bool = False,
+        mean: tuple[float, ...] = IMAGENET_MEAN,
+        std: tuple[float, ...] = IMAGENET_STD,
+        num_workers: int | None = None,
+        train_transform: nn.Module | None = None,
+    ) -> None:
+        """Args:
+        root: a folder with `train/` (and optionally `val/`, `test/`) class folders, or class folders directly.
+        batch_size: samples per batch.
+        image_size: square side images are resized to.
+        val_fraction: share held out for validation when there is no `val/` folder.
+        test_fraction: share held out for test when there is no `test/` folder.
+        split_seed: seed of those splits.
+        grayscale: read images as one channel.
+        mean: per-channel normalization mean.
+        std: per-channel normalization std.
+        num_workers: loader workers; None picks from the CPU count.
+        train_transform: augmentation on the [0, 1] training tensor before normalization.
+        """
+        super().__init__()
+        self.save_hyperparameters(ignore=["train_transform"])
+        self.root = Path(root)
+        self.batch_size, self.image_size = batch_size, image_size
+        self.fractions, self.split_seed = (val_fraction, test_fraction), split_seed
+        self.grayscale = grayscale
+        self.in_chans = 1 if grayscale else 3
+        if grayscale and len(mean) == 3:
+            mean, std = (sum(mean) / 3,), (sum(std) / 3,)
+        self.num_workers = default_num_workers() if num_workers is None else num_workers
+        self.train_tf = image_transform(image_size, mean, std, train_transform)
+        self.eval_tf = image_transform(image_size, mean, std)
+        self.num_classes: int | None = None
+        self.classes: list[str] = []
+        self.splits: dict[str, Dataset] = {}
+
+    def _folder(self, path: Path, transform) -> Dataset:  # noqa: ANN001
+        from torchvision.datasets import ImageFolder
+
+        loader = None
+        if self.grayscale:
+            from PIL import Image
+
+            def loader(p: str) -> Image.Image:
+                with Image.open(p) as image:
+                    return image.convert("L")
+
+        try:
+            return ImageFolder(str(path), transform=transform, **({"loader": loader} if loader else {}))
+        except (FileNotFoundError, RuntimeError) as error:
+            raise ConfigError(f"no class folders with images under '{path}' ({error}); expected {path}/<class>/img.png")
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        if not self.root.is_dir():
+            raise ConfigError(f"image folder '{self.root}' does not exist; set --data.root to a folder of class folders")
+        base = self.root / "train" if (self.root / "train").is_dir() else self.root
+        train_aug, train_plain = self._folder(base, self.train_tf), self._folder(base, self.eval_tf)
+        self.classes = train_plain.classes
+        self.num_classes = len(self.classes)
+        targets = torch.tensor(train_plain.targets)
+        own_folder = {name: base != self.root and (self.root / name).is_dir() for name in ("val", "test")}
+        fractions = [0.0 if own_folder[name] else f for name, f in zip(("val", "test"), self.fractions, strict=True)]
+        val_idx, test_idx, train_idx = stratified_split(targets, fractions, self.split_seed)
+        self.splits["train"] = Subset(train_aug, train_idx)
+        for name, held_out in (("val", val_idx), ("test", test_idx)):
+            if own_folder[name]:
+                dataset = self._folder(self.root / name, self.eval_tf)
+                if dataset.classes != self.classes:
+                    raise ConfigError(
+                        f"classes in '{self.root / name}' differ from '{base}': {dataset.classes} vs {self.classes}"
+                    )
+                self.splits[name] = dataset
+            else:
+                self.splits[name] = Subset(train_plain, held_out)
+
+    def train_dataloader(self) -> DataLoader:
+        return make_loader(self.splits["train"], self.batch_size, True, self.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        return make_loader(self.splits["val"], self.batch_size, False, self.num_workers)
+
+    def test_dataloader(self) -> DataLoader:
+        return make_loader(self.splits["test"], self.batch_size, False, self.num_workers)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
