@@ -145,11 +145,11 @@ class TrainkitCLI(LightningCLI):
 
 
 def _progress_bar() -> ProgressBar:
-    """Lightning's rich bar where rich is installed, else its tqdm bar."""
+    """trainkit's throttled rich bar where rich is installed, else Lightning's tqdm bar."""
     if importlib.util.find_spec("rich") is not None:
-        from lightning.pytorch.callbacks import RichProgressBar
+        from trainkit.callbacks.progress import ThrottledProgressBar
 
-        return RichProgressBar(leave=True)
+        return ThrottledProgressBar(leave=True)
     from lightning.pytorch.callbacks import TQDMProgressBar
 
     return TQDMProgressBar()
