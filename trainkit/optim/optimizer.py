@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -27,6 +27,8 @@ class OptimizerConfig:
     """Exclude biases and normalization weights from weight decay."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra optimizer arguments, e.g. {betas: [0.9, 0.95], eps: 1e-8}."""
+    implementation: Literal["auto", "fused", "foreach", "loop"] = "auto"
+    """fused: one kernel for all parameters (torch Adam/AdamW/SGD/Adagrad); foreach: batched ops; auto: torch picks."""
 
     def build(self, model: nn.Module) -> torch.optim.Optimizer:
         """Create the optimizer over the trainable parameters of `model`."""
@@ -37,12 +39,22 @@ class OptimizerConfig:
             raise ConfigError(
                 f"optimizer '{self.name}' is not known; choose one of: {', '.join(sorted(known))}"
             )
-        return create_optimizer_v2(
-            model,
-            opt=self.name.lower(),
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            momentum=self.momentum,
-            filter_bias_and_bn=self.no_decay_bias_norm,
-            **self.kwargs,
-        )
+        impl = {"auto": {}, "fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}}
+        try:
+            return create_optimizer_v2(
+                model,
+                opt=self.name.lower(),
+                lr=self.lr,
+                weight_decay=self.weight_decay,
+                momentum=self.momentum,
+                filter_bias_and_bn=self.no_decay_bias_norm,
+                **impl[self.implementation],
+                **self.kwargs,
+            )
+        except (TypeError, RuntimeError) as error:
+            if self.implementation == "auto":
+                raise
+            raise ConfigError(
+                f"optimizer '{self.name}' has no '{self.implementation}' implementation here ({error}); "
+                "set --model.optimizer.implementation auto"
+            ) from error
