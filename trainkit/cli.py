@@ -64,7 +64,7 @@ class RunConfigSaver(SaveConfigCallback):
 class TrainkitCLI(LightningCLI):
     """LightningCLI with trainkit's run folders, checkpoint/early-stopping groups and end-of-fit summary."""
 
-    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+    def __init__(self, args: list[str] | dict[str, Any] | None = None, run: bool = True) -> None:
         self.run_dir: Path | None = None
         super().__init__(
             model_class=TaskModule,

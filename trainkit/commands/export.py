@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from lightning.pytorch import LightningDataModule, LightningModule
 from torch import Tensor, nn
 
 from trainkit.errors import ConfigError
@@ -93,18 +94,39 @@ def export(
 
 
 def load_checkpoint(ckpt_path: str | Path) -> tuple[nn.Module, Tensor]:
-    """The checkpoint's task module (eval mode, CPU) and one input batch from the DataModule saved with it."""
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    model_class = _class_of(checkpoint, "hyper_parameters", ckpt_path)
-    try:
-        model = model_class.load_from_checkpoint(ckpt_path, map_location="cpu")
-    except TypeError as error:  # a network given as class_path is not among the saved hyperparameters
-        raise ConfigError(f"cannot rebuild the model of '{ckpt_path}' from its hyperparameters ({error})") from error
-    data_class = _class_of(checkpoint, "datamodule_hyper_parameters", ckpt_path)
-    datamodule = data_class.load_from_checkpoint(ckpt_path)
+    """The checkpoint's task module (eval mode, CPU) and one input batch of its test data."""
+    model, datamodule = load_run(ckpt_path)
     datamodule.setup("test")
     batch = next(iter(datamodule.test_dataloader()))
-    return model.eval(), batch[0] if isinstance(batch, list | tuple) else batch
+    return model, batch[0] if isinstance(batch, list | tuple) else batch
+
+
+def load_run(ckpt_path: str | Path) -> tuple[LightningModule, LightningDataModule]:
+    """Rebuild a checkpoint's task (eval mode, CPU, trained weights) and DataModule.
+
+    From the run's saved config.yaml when the checkpoint lies in a run folder (this covers networks given by
+    class_path, which are not among the hyperparameters), else from the class paths saved in the checkpoint.
+    """
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    run_dir = run_dir_of_checkpoint(ckpt_path)
+    config_path = run_dir / "config.yaml" if run_dir is not None else None
+    if config_path is not None and config_path.is_file():
+        import yaml
+
+        from trainkit.cli import TrainkitCLI
+
+        config = yaml.safe_load(config_path.read_text())
+        for key in ("ckpt_path", "weights_only"):  # fit-only keys; the model and data are all we need
+            config.pop(key, None)
+        config.setdefault("trainer", {}).update(logger=False, accelerator="cpu", devices=1)
+        cli = TrainkitCLI(args=config, run=False)
+        model, datamodule = cli.model, cli.datamodule
+        model.load_state_dict(checkpoint["state_dict"])
+    else:
+        model = _class_of(checkpoint, "hyper_parameters", ckpt_path).load_from_checkpoint(ckpt_path,
+                                                                                         map_location="cpu")
+        datamodule = _class_of(checkpoint, "datamodule_hyper_parameters", ckpt_path).load_from_checkpoint(ckpt_path)
+    return model.cpu().eval(), datamodule
 
 
 def quantize_int8(model: nn.Module) -> nn.Module:
