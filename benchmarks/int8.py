@@ -54,12 +54,12 @@ def run(smoke: bool = False) -> list[dict[str, str]]:
 
     epochs, repeats = ("1", 1) if smoke else ("8", 7)
     rows = []
-    for name, extra in MODELS.items():
+    models = list(MODELS.items())[-1:] if smoke else MODELS.items()  # smoke: the MLP; the CNN takes the same path
+    for name, extra in models:
         args = ["fit", "--config", DIGITS, *extra, "--trainer.max_epochs", epochs,
                 "--trainer.enable_progress_bar", "false", "--test_after_fit", "false"]
         if smoke:
-            args += ["--trainer.limit_train_batches", "2"]
-            args += [] if extra else ["--model.init_args.backbone", "test_resnet"]
+            args += ["--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2"]
         with tempfile.TemporaryDirectory() as runs, contextlib.redirect_stdout(io.StringIO()):
             main([*args, "--runs_dir", runs])
             model, datamodule = load_run(next(Path(runs).glob("digits/version_*/checkpoints/best.ckpt")))
