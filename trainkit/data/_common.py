@@ -16,7 +16,9 @@ def default_num_workers() -> int:
     return max(0, min(8, (os.cpu_count() or 1) - 1))
 
 
-def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int, drop_last: bool = False) -> DataLoader:
+def make_loader(
+    dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int, drop_last: bool = False
+) -> DataLoader:
     """A DataLoader with the right defaults: pinned memory and persistent workers only where they pay."""
     return DataLoader(
         dataset,

@@ -27,15 +27,17 @@ class DigitsDataModule(LightningDataModule):
         num_workers: int = 0,
         train_transform: nn.Module | None = None,
     ) -> None:
-        """Args:
-        batch_size: samples per batch.
-        image_size: resize the 8x8 images to this side (timm CNNs need about 32); None keeps 8x8.
-        in_chans: 1 for grayscale, 3 to repeat the channel for backbones that expect RGB.
-        val_fraction: share of each class held out for validation.
-        test_fraction: share of each class held out for test.
-        split_seed: seed of the split (independent of the training seed, so runs compare on the same test set).
-        num_workers: loader workers; 0 is fastest for data this small, held in memory.
-        train_transform: augmentation applied to each training image tensor (e.g. torchvision.transforms.v2).
+        """Each argument is a flag and a YAML key.
+
+        Args:
+            batch_size: samples per batch.
+            image_size: resize the 8x8 images to this side (timm CNNs need about 32); None keeps 8x8.
+            in_chans: 1 for grayscale, 3 to repeat the channel for backbones that expect RGB.
+            val_fraction: share of each class held out for validation.
+            test_fraction: share of each class held out for test.
+            split_seed: seed of the split (independent of the training seed, so runs compare on the same test set).
+            num_workers: loader workers; 0 is fastest for data this small, held in memory.
+            train_transform: augmentation applied to each training image tensor (e.g. torchvision.transforms.v2).
         """
         super().__init__()
         self.save_hyperparameters(ignore=["train_transform"])

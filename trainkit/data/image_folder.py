@@ -33,18 +33,20 @@ class ImageFolderDataModule(LightningDataModule):
         num_workers: int | None = None,
         train_transform: nn.Module | None = None,
     ) -> None:
-        """Args:
-        root: a folder with `train/` (and optionally `val/`, `test/`) class folders, or class folders directly.
-        batch_size: samples per batch.
-        image_size: square side images are resized to.
-        val_fraction: share held out for validation when there is no `val/` folder.
-        test_fraction: share held out for test when there is no `test/` folder.
-        split_seed: seed of those splits.
-        grayscale: read images as one channel.
-        mean: per-channel normalization mean.
-        std: per-channel normalization std.
-        num_workers: loader workers; None picks from the CPU count.
-        train_transform: augmentation on the [0, 1] training tensor before normalization.
+        """Each argument is a flag and a YAML key.
+
+        Args:
+            root: a folder with `train/` (and optionally `val/`, `test/`) class folders, or class folders directly.
+            batch_size: samples per batch.
+            image_size: square side images are resized to.
+            val_fraction: share held out for validation when there is no `val/` folder.
+            test_fraction: share held out for test when there is no `test/` folder.
+            split_seed: seed of those splits.
+            grayscale: read images as one channel.
+            mean: per-channel normalization mean.
+            std: per-channel normalization std.
+            num_workers: loader workers; None picks from the CPU count.
+            train_transform: augmentation on the [0, 1] training tensor before normalization.
         """
         super().__init__()
         self.save_hyperparameters(ignore=["train_transform"])
@@ -76,13 +78,17 @@ class ImageFolderDataModule(LightningDataModule):
         try:
             return ImageFolder(str(path), transform=transform, **({"loader": loader} if loader else {}))
         except (FileNotFoundError, RuntimeError) as error:
-            raise ConfigError(f"no class folders with images under '{path}' ({error}); expected {path}/<class>/img.png")
+            raise ConfigError(
+                f"no class folders with images under '{path}' ({error}); expected {path}/<class>/img.png"
+            ) from error
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
         if not self.root.is_dir():
-            raise ConfigError(f"image folder '{self.root}' does not exist; set --data.root to a folder of class folders")
+            raise ConfigError(
+                f"image folder '{self.root}' does not exist; set --data.root to a folder of class folders"
+            )
         base = self.root / "train" if (self.root / "train").is_dir() else self.root
         train_aug, train_plain = self._folder(base, self.train_tf), self._folder(base, self.eval_tf)
         self.classes = train_plain.classes

@@ -36,16 +36,18 @@ class TorchvisionDataModule(LightningDataModule):
         num_workers: int | None = None,
         train_transform: nn.Module | None = None,
     ) -> None:
-        """Args:
-        name: which dataset.
-        root: folder holding (or receiving) the dataset files.
-        download: fetch the files if absent (needs internet); off by default so runs never download by surprise.
-        batch_size: samples per batch.
-        val_fraction: share of the official train split held out for validation.
-        split_seed: seed of that split.
-        image_size: resize images to this side; None keeps the native size.
-        num_workers: loader workers; None picks from the CPU count.
-        train_transform: augmentation on the [0, 1] training tensor before normalization.
+        """Each argument is a flag and a YAML key.
+
+        Args:
+            name: which dataset.
+            root: folder holding (or receiving) the dataset files.
+            download: fetch the files if absent (needs internet); off by default so runs never download by surprise.
+            batch_size: samples per batch.
+            val_fraction: share of the official train split held out for validation.
+            split_seed: seed of that split.
+            image_size: resize images to this side; None keeps the native size.
+            num_workers: loader workers; None picks from the CPU count.
+            train_transform: augmentation on the [0, 1] training tensor before normalization.
         """
         super().__init__()
         self.save_hyperparameters(ignore=["train_transform"])
@@ -69,7 +71,9 @@ class TorchvisionDataModule(LightningDataModule):
                 "or set --data.root to the folder that holds it"
             ) from error
         except OSError as error:
-            raise ConfigError(f"could not download {self.name} to '{self.root}' ({error}); check the network") from error
+            raise ConfigError(
+                f"could not download {self.name} to '{self.root}' ({error}); check the network"
+            ) from error
 
     def prepare_data(self) -> None:
         if self.download:
