@@ -17,9 +17,11 @@ class ThrottledProgressBar(RichProgressBar):
     """
 
     def __init__(self, interval: float = 0.5, leave: bool = True) -> None:
-        """Args:
-        interval: seconds between redraws (rich itself refreshes the screen at most 10 times a second).
-        leave: keep the finished bars on screen.
+        """Set how often the bar redraws.
+
+        Args:
+            interval: seconds between redraws (rich itself refreshes the screen at most 10 times a second).
+            leave: keep the finished bars on screen.
         """
         super().__init__(leave=leave)
         self.interval = interval

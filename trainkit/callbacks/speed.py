@@ -24,14 +24,16 @@ class Speed(Callback):
         grad_checkpointing: bool = False,
         matmul_precision: Literal["highest", "high", "medium"] | None = None,
     ) -> None:
-        """Args:
-        compile: compile the task's forward with torch.compile (the first steps are slow while it compiles).
-        compile_mode: torch.compile mode; reduce-overhead uses CUDA graphs, max-autotune searches kernels longer.
-        channels_last: keep image tensors (weights and 4-D inputs) in NHWC order; faster convolutions with
-            tensor cores under mixed precision.
-        grad_checkpointing: recompute activations in the backward pass of timm backbones (less memory, about
-            20-30% more compute), so larger batches or images fit.
-        matmul_precision: torch.set_float32_matmul_precision; high lets fp32 matmuls use TF32 on Ampere+ GPUs.
+        """Choose the speed options; every one is off by default.
+
+        Args:
+            compile: compile the task's forward with torch.compile (the first steps are slow while it compiles).
+            compile_mode: torch.compile mode; reduce-overhead uses CUDA graphs, max-autotune searches kernels longer.
+            channels_last: keep image tensors (weights and 4-D inputs) in NHWC order; faster convolutions with
+                tensor cores under mixed precision.
+            grad_checkpointing: recompute activations in the backward pass of timm backbones (less memory, about
+                20-30% more compute), so larger batches or images fit.
+            matmul_precision: torch.set_float32_matmul_precision; high lets fp32 matmuls use TF32 on Ampere+ GPUs.
         """
         self.compile = compile
         self.compile_mode = compile_mode
