@@ -67,7 +67,7 @@ class RunConfigSaver(SaveConfigCallback):
 class TrainkitCLI(LightningCLI):
     """LightningCLI with trainkit's run folders, checkpoint/early-stopping groups and end-of-fit summary."""
 
-    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+    def __init__(self, args: list[str] | dict[str, Any] | None = None, run: bool = True) -> None:
         self.run_dir: Path | None = None
         super().__init__(
             model_class=TaskModule,
@@ -153,11 +153,11 @@ class TrainkitCLI(LightningCLI):
 
 
 def _progress_bar() -> ProgressBar:
-    """Lightning's rich bar where rich is installed, else its tqdm bar."""
+    """trainkit's throttled rich bar where rich is installed, else Lightning's tqdm bar."""
     if importlib.util.find_spec("rich") is not None:
-        from lightning.pytorch.callbacks import RichProgressBar
+        from trainkit.callbacks.progress import ThrottledProgressBar
 
-        return RichProgressBar(leave=True)
+        return ThrottledProgressBar(leave=True)
     from lightning.pytorch.callbacks import TQDMProgressBar
 
     return TQDMProgressBar()

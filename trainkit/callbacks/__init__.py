@@ -10,7 +10,9 @@ from trainkit.callbacks.ema import EMA
 from trainkit.callbacks.lora import LoRA
 from trainkit.callbacks.nonfinite_guard import NonFiniteGuard
 from trainkit.callbacks.prediction_writer import PredictionWriter
+from trainkit.callbacks.progress import ThrottledProgressBar
 from trainkit.callbacks.run_checkpoint import RunCheckpoint
+from trainkit.callbacks.speed import Speed
 from trainkit.callbacks.swa import SWA
 from trainkit.callbacks.training_monitor import TrainingMonitor
 from trainkit.callbacks.weight_init import WeightInit
@@ -22,6 +24,7 @@ CLI_CALLBACKS: dict[str, type[Callback]] = {
     "predictions": PredictionWriter,
     "weight_init": WeightInit,
     "freeze": BackboneFreeze,
+    "speed": Speed,
     "ema": EMA,
     "swa": SWA,
     "elastic_net": ElasticNet,
@@ -36,5 +39,5 @@ CLI_CALLBACKS: dict[str, type[Callback]] = {
 
 __all__ = [
     "CLI_CALLBACKS", "EMA", "SWA", "BackboneFreeze", "Doctor", "EarlyStop", "ElasticNet", "LoRA", "NonFiniteGuard",
-    "PredictionWriter", "RunCheckpoint", "TrainingMonitor", "WeightInit",
+    "PredictionWriter", "RunCheckpoint", "Speed", "ThrottledProgressBar", "TrainingMonitor", "WeightInit",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from lightning.pytorch.utilities import rank_zero_info
@@ -44,6 +44,8 @@ class OptimizerConfig:
     """Layer-wise LR decay for timm backbones: each layer below the head trains at x this of the one above."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra optimizer arguments, e.g. {betas: [0.9, 0.95], eps: 1e-8}."""
+    implementation: Literal["auto", "fused", "foreach", "loop"] = "auto"
+    """fused: one kernel for all parameters (torch Adam/AdamW/SGD/Adagrad); foreach: batched ops; auto: torch picks."""
 
     def __post_init__(self) -> None:
         self.info()  # an unknown name fails when the config is read, not after the model is built
@@ -100,6 +102,16 @@ class OptimizerConfig:
         groups = self.param_groups(model, lr, split)
         if not groups:
             raise ConfigError("the model has no trainable parameters; unfreeze some (check --freeze.epochs)")
-        return create_optimizer_v2(
-            groups, opt=self.name.lower(), lr=lr, weight_decay=self.weight_decay, momentum=self.momentum, **kwargs
-        )
+        impl = {"auto": {}, "fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}}
+        try:
+            return create_optimizer_v2(
+                groups, opt=self.name.lower(), lr=lr, weight_decay=self.weight_decay, momentum=self.momentum,
+                **impl[self.implementation], **kwargs,
+            )
+        except (TypeError, RuntimeError) as error:
+            if self.implementation == "auto":
+                raise
+            raise ConfigError(
+                f"optimizer '{self.name}' has no '{self.implementation}' implementation here ({error}); "
+                "set --model.optimizer.implementation auto"
+            ) from error

@@ -97,6 +97,7 @@ class RegressionModule(TaskModule):
         return (loss, preds.squeeze(1), y.squeeze(1)) if self.num_outputs == 1 else (loss, preds, y)
 
     def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
         baseline = _least_squares_r2(getattr(self.trainer, "datamodule", None))
         if baseline is not None:
             self.log("test/baseline_r2", baseline)

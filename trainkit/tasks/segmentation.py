@@ -109,9 +109,11 @@ class SegmentationModule(TaskModule):
             self.per_class[stage].reset()
 
     def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
         self._log_per_class("val")
 
     def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
         self._log_per_class("test")
 
     def predict_step(self, batch: Any, batch_idx: int) -> Tensor:

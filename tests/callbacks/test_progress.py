@@ -1,0 +1,34 @@
+"""The throttled progress bar reads the logged metrics a few times a second, not after every step."""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch import Trainer
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from trainkit.callbacks import ThrottledProgressBar
+from trainkit.tasks import ClassificationModule
+
+
+class _CountingBar(ThrottledProgressBar):
+    reads = 0
+
+    def get_metrics(self, trainer, pl_module):  # noqa: ANN001, ANN201
+        self.reads += 1
+        return super().get_metrics(trainer, pl_module)
+
+
+def _fit(interval: float) -> int:
+    data = TensorDataset(torch.randn(40, 4), torch.arange(40) % 3)
+    model = ClassificationModule(nn.Linear(4, 3), num_classes=3)
+    bar = _CountingBar(interval=interval)
+    Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False, enable_model_summary=False,
+            callbacks=[bar]).fit(model, DataLoader(data, batch_size=4))
+    return bar.reads
+
+
+def test_bar_reads_metrics_once_per_interval_and_at_the_end() -> None:
+    every_step, throttled = _fit(interval=0), _fit(interval=3600)
+    assert every_step == 10 + 1  # interval 0 behaves like Lightning's bar: each of 10 steps, then the epoch end
+    assert throttled == 2 + 1  # only the first and the last step, then the epoch end

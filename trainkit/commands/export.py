@@ -1,0 +1,190 @@
+"""`trainkit export`: a checkpoint to TorchScript, ONNX or a state dict, optionally int8, checked on a real batch.
+
+    trainkit export --ckpt_path best --experiment digits --format onnx --quantize int8
+
+The export is run on one batch of the run's own data (from the DataModule saved in the checkpoint) and compared
+with the checkpoint's model: fp32 exports must match it to `atol`, int8 exports must agree on the predicted class
+for at least `min_agreement` of the samples. The file is kept either way; a failed check exits non-zero.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch import LightningDataModule, LightningModule
+from torch import Tensor, nn
+
+from trainkit.errors import ConfigError
+from trainkit.runs import resolve_ckpt_path, run_dir_of_checkpoint
+
+Format = Literal["torchscript", "onnx", "state_dict"]
+_SUFFIX = {"torchscript": ".torchscript.pt", "onnx": ".onnx", "state_dict": ".state_dict.pt"}
+
+
+class ExportMismatch(RuntimeError):
+    """The exported model's outputs differ from the checkpoint's beyond the tolerance."""
+
+
+@dataclass
+class ExportReport:
+    """Where the export went and how closely it reproduces the checkpoint on the check batch."""
+
+    path: Path
+    max_abs_diff: float
+    agreement: float
+    """Share of samples whose predicted class (argmax) is the checkpoint's."""
+
+
+def export(
+    ckpt_path: str,
+    format: Format = "torchscript",
+    quantize: Literal["int8"] | None = None,
+    output: str | None = None,
+    experiment: str = "default",
+    runs_dir: str = "runs",
+    atol: float = 1e-4,
+    min_agreement: float = 0.9,
+) -> ExportReport:
+    """Export a checkpoint and check the result against it on one batch of its data.
+
+    Args:
+        ckpt_path: a .ckpt file, or best/last of the newest run of --experiment.
+        format: torchscript (traced), onnx (dynamic batch size) or state_dict (a torch.save'd dict).
+        quantize: int8: post-training dynamic quantisation of the Linear layers (torch.ao; onnxruntime for onnx).
+        output: file to write; by default <run>/export/<checkpoint name>[-int8]<format suffix>.
+        experiment: experiment whose runs `best`/`last` refer to.
+        runs_dir: root folder of all runs.
+        atol: largest absolute output difference accepted for a fp32 export.
+        min_agreement: smallest share of same predicted classes accepted for an int8 export.
+    """
+    ckpt = resolve_ckpt_path(ckpt_path, runs_dir, experiment)
+    model, batch = load_checkpoint(ckpt)
+    path = Path(output) if output else _default_output(Path(ckpt), format, quantize)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        reference = model(batch)
+        exported = quantize_int8(model) if quantize == "int8" and format != "onnx" else model
+        if format == "torchscript":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # TorchScript is deprecated in torch and Lightning, yet still used
+                torch.jit.save(exported.to_torchscript(method="trace", example_inputs=batch), str(path))
+                outputs = torch.jit.load(str(path))(batch)
+        elif format == "state_dict":
+            torch.save(exported.state_dict(), path)
+            loaded = quantize_int8(copy.deepcopy(model)) if quantize == "int8" else copy.deepcopy(model)
+            loaded.load_state_dict(torch.load(path, weights_only=False))
+            outputs = loaded(batch)
+        else:
+            outputs = _export_onnx(model, batch, path, quantize)
+    report = compare(reference, outputs, path)
+    if quantize is None and report.max_abs_diff > atol:
+        raise ExportMismatch(f"{path} differs from the checkpoint by {report.max_abs_diff:.2e} > atol={atol}")
+    if quantize is not None and report.agreement < min_agreement:
+        raise ExportMismatch(
+            f"{path} agrees with the checkpoint on {report.agreement:.1%} of predictions < {min_agreement:.0%}; "
+            "the model may not suit int8 (try without --quantize)"
+        )
+    return report
+
+
+def load_checkpoint(ckpt_path: str | Path) -> tuple[nn.Module, Tensor]:
+    """The checkpoint's task module (eval mode, CPU) and one input batch of its test data."""
+    model, datamodule = load_run(ckpt_path)
+    datamodule.setup("test")
+    batch = next(iter(datamodule.test_dataloader()))
+    return model, batch[0] if isinstance(batch, list | tuple) else batch
+
+
+def load_run(ckpt_path: str | Path) -> tuple[LightningModule, LightningDataModule]:
+    """Rebuild a checkpoint's task (eval mode, CPU, trained weights) and DataModule.
+
+    From the run's saved config.yaml when the checkpoint lies in a run folder (this covers networks given by
+    class_path, which are not among the hyperparameters), else from the class paths saved in the checkpoint.
+    """
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    run_dir = run_dir_of_checkpoint(ckpt_path)
+    config_path = run_dir / "config.yaml" if run_dir is not None else None
+    if config_path is not None and config_path.is_file():
+        import yaml
+
+        from trainkit.cli import TrainkitCLI
+
+        config = yaml.safe_load(config_path.read_text())
+        for key in ("ckpt_path", "weights_only"):  # fit-only keys; the model and data are all we need
+            config.pop(key, None)
+        config.setdefault("trainer", {}).update(logger=False, accelerator="cpu", devices=1)
+        cli = TrainkitCLI(args=config, run=False)
+        model, datamodule = cli.model, cli.datamodule
+        model.load_state_dict(checkpoint["state_dict"])
+    else:
+        model = _class_of(checkpoint, "hyper_parameters", ckpt_path).load_from_checkpoint(ckpt_path,
+                                                                                         map_location="cpu")
+        datamodule = _class_of(checkpoint, "datamodule_hyper_parameters", ckpt_path).load_from_checkpoint(ckpt_path)
+    return model.cpu().eval(), datamodule
+
+
+def quantize_int8(model: nn.Module) -> nn.Module:
+    """A copy of `model` whose Linear layers run in int8 (weights quantised ahead, activations per batch)."""
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao eager quantisation is deprecated, still works
+        return quantize_dynamic(copy.deepcopy(model), {nn.Linear}, dtype=torch.qint8)
+
+
+def compare(reference: Tensor, outputs: Any, path: Path) -> ExportReport:
+    """How far `outputs` are from `reference`: largest absolute difference and argmax agreement."""
+    outputs = torch.as_tensor(outputs[0] if isinstance(outputs, list | tuple) else outputs, dtype=reference.dtype)
+    diff = (outputs - reference).abs().max().item()
+    agreement = (outputs.argmax(-1) == reference.argmax(-1)).float().mean().item() if reference.dim() > 1 else 1.0
+    return ExportReport(path=path, max_abs_diff=diff, agreement=agreement)
+
+
+def _export_onnx(model: nn.Module, batch: Tensor, path: Path, quantize: str | None) -> Any:
+    import onnxruntime
+
+    batch_dim = torch.export.Dim("batch", min=1)
+    model.to_onnx(path, batch, dynamo=True, input_names=["input"], output_names=["output"],
+                  dynamic_shapes=({0: batch_dim},), external_data=False)
+    if quantize == "int8":  # torch.ao's quantised modules do not export to ONNX; onnxruntime quantises the graph
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        fp32_path = path.with_suffix(".fp32.onnx")
+        path.replace(fp32_path)
+        quantize_dynamic(str(fp32_path), str(path), weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["MatMul", "Gemm"])
+        fp32_path.unlink()
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": batch.numpy()})
+
+
+def _class_of(checkpoint: dict[str, Any], key: str, ckpt_path: str | Path) -> type:
+    class_path = (checkpoint.get(key) or {}).get("_class_path")
+    if not class_path:
+        raise ConfigError(f"'{ckpt_path}' does not record its {key.split('_hyper')[0] or 'model'} class; "
+                          "export checkpoints written by `trainkit fit`")
+    module, name = class_path.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)
+
+
+def _default_output(ckpt: Path, format: Format, quantize: str | None) -> Path:
+    folder = (run_dir_of_checkpoint(ckpt) or ckpt.parent) / "export"
+    return folder / f"{ckpt.stem}{'-int8' if quantize else ''}{_SUFFIX[format]}"
+
+
+def main(argv: list[str]) -> None:
+    """`trainkit export`: parse the flags from `export`'s signature, export, print where and how close."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(prog="trainkit export", description=__doc__.splitlines()[0], exit_on_error=False)
+    parser.add_function_arguments(export, as_positional=False)
+    config = parser.parse_args(argv)
+    report = export(**config.as_dict())
+    print(f"trainkit: exported {report.path} (max |diff| {report.max_abs_diff:.2e}, "
+          f"same prediction on {report.agreement:.1%} of a check batch)")
