@@ -47,7 +47,7 @@ def test_checkpoint_rebuilds_adapters_and_merges(workdir: Path, trainkit, capsys
     base = [
         "--config", DIGITS_CONFIG, "--model.init_args.backbone", "test_vit",
         "--model.init_args.backbone_kwargs", "{img_size: 16, patch_size: 4}", "--data.init_args.image_size", "16",
-        "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "2",
+        "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "2",
         "--trainer.limit_test_batches", "2", "--trainer.enable_progress_bar", "false",
         "--trainer.enable_model_summary", "false", "--test_after_fit", "false",
     ]
