@@ -48,7 +48,7 @@ def test_default_leaves_weights_alone() -> None:
 
 def test_cli_flag_initialises_before_training(workdir: Path, trainkit) -> None:  # noqa: ANN001
     args = [*TINY_DIGITS, "--trainer.max_steps", "1", "--model.init_args.optimizer.lr", "0",
-            "--model.init_args.scheduler.name", "constant",
+            "--model.init_args.scheduler.name", "constant", "--doctor.preflight", "false",  # lr 0 cannot overfit
             "--test_after_fit", "false"]
     assert trainkit("fit", *args, "--weight_init.scheme", "normal", "--weight_init.std", "0.05") == 0
     state = torch.load(workdir / "runs/digits/version_0/checkpoints/last.ckpt", weights_only=True)["state_dict"]

@@ -113,7 +113,8 @@ class TaskModule(LightningModule):
         trainer = self._trainer
         self.base_lr = self.optimizer_config.scaled_lr(trainer)
         optimizer = self.optimizer_config.build(self.optimized_module(), self.base_lr, self.backbone_and_head())
-        if self.scheduler_config is None:
+        # A fast_dev_run (`trainkit check`, smoke runs) takes one batch: there is no run length for a schedule to span.
+        if self.scheduler_config is None or (trainer is not None and trainer.fast_dev_run):
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_config.build(optimizer, trainer)}
 
