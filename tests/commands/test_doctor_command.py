@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.commands.test_check_command import _experiments
+from tests.commands.test_check_command import _experiments, stand_ins
 from tests.conftest import REPO, TINY_DIGITS
 from tests.tiny_runs import run_tiny
 
@@ -54,6 +54,6 @@ def test_shipped_experiments_train_healthy(config: Path, workdir: Path, trainkit
     short = ["--trainer.max_epochs", "3", "--trainer.limit_train_batches", "12", "--trainer.log_every_n_steps", "1",
              "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
              "--test_after_fit", "false", "--run_name", "healthy"]
-    assert trainkit("fit", "--config", str(config), *short) == 0
+    assert trainkit("fit", "--config", str(config), *stand_ins(config), *short) == 0
     [report] = workdir.glob("runs/*/healthy/doctor.md")
     assert "**Healthy**" in report.read_text(), capsys.readouterr().out
