@@ -59,7 +59,7 @@ def run(smoke: bool = False) -> list[dict[str, str]]:
         args = ["fit", "--config", DIGITS, *extra, "--trainer.max_epochs", epochs,
                 "--trainer.enable_progress_bar", "false", "--test_after_fit", "false"]
         if smoke:
-            args += ["--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2"]
+            args += ["--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "2"]  # one-cycle needs 4
         with tempfile.TemporaryDirectory() as runs, contextlib.redirect_stdout(io.StringIO()):
             main([*args, "--runs_dir", runs])
             model, datamodule = load_run(next(Path(runs).glob("digits/version_*/checkpoints/best.ckpt")))
