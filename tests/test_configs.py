@@ -10,7 +10,7 @@ import yaml
 from tests.conftest import DIGITS_CONFIG, REPO
 
 CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
-EXPERIMENTS = [p for p in CONFIGS if "model" in (yaml.safe_load(p.read_text()) or {})]
+EXPERIMENTS = [p for p in CONFIGS if {"model", "data"} <= set(yaml.safe_load(p.read_text()) or {})]
 PRESETS = [p for p in CONFIGS if p not in EXPERIMENTS]
 
 
@@ -30,5 +30,14 @@ def test_experiment_config_parses(config: Path, trainkit, capsys: pytest.Capture
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: str(p.relative_to(REPO / "configs")))
 def test_preset_composes_with_the_default_experiment(preset: Path, trainkit, capsys: pytest.CaptureFixture) -> None:
     resolved = _print_config(trainkit, capsys, DIGITS_CONFIG, preset)
-    for key, value in (yaml.safe_load(preset.read_text()).get("trainer") or {}).items():
-        assert resolved["trainer"][key] == value
+    _assert_contains(resolved, yaml.safe_load(preset.read_text()))
+
+
+def _assert_contains(resolved: object, given: object, where: str = "") -> None:
+    """Every value the preset sets is in the resolved config (which adds the defaults around it)."""
+    if isinstance(given, dict):
+        assert isinstance(resolved, dict), where
+        for key, value in given.items():
+            _assert_contains(resolved[key], value, f"{where}.{key}")
+    else:
+        assert resolved == given, where

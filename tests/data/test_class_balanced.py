@@ -41,7 +41,8 @@ class Report(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         s = trainer.train_dataloader.sampler
         counts = sorted(Counter(batch[1].tolist()).values())
-        print("batch", trainer.global_rank, type(s).__name__, s.rank, s.num_replicas, counts, flush=True)
+        with open(f"rank{trainer.global_rank}.txt", "a") as out:  # a file per rank: stdout lines can interleave
+            out.write(f"batch {trainer.global_rank} {type(s).__name__} {s.rank} {s.num_replicas} {counts}\\n")
 
 if __name__ == "__main__":
     seed_everything(0)
@@ -62,7 +63,8 @@ def test_two_ddp_processes_keep_the_sampler_and_its_balance(tmp_path: Path) -> N
     done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    lines = [line.split(maxsplit=5) for line in done.stdout.splitlines() if line.startswith("batch ")]
+    reports = "".join(path.read_text() for path in sorted(tmp_path.glob("rank*.txt")))
+    lines = [line.split(maxsplit=5) for line in reports.splitlines() if line.startswith("batch ")]
     assert sorted(line[1] for line in lines) == ["0", "0", "1", "1"]  # 2 processes x 2 steps
     for _, rank, kind, sampler_rank, world, counts in lines:
         # Lightning kept our sampler (no DistributedSampler swapped in), sharded for this rank.

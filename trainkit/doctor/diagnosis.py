@@ -198,6 +198,9 @@ def _slow(train: Series, t: _Trend, curves: Curves) -> Finding | None:
     if not (0.02 < t.drop < 0.3 and second_half > 0.25 * max(first_half, 0.0) and second_half > t.noise / 4
             and t.noise < 0.1 * t.level):
         return None
+    lr = curves.lr.finite()
+    if len(lr) >= 2 and lr.values[-1] >= lr.values.max() and lr.values[-1] > 1.5 * lr.values[0]:
+        return None  # the LR is still warming up to its peak: slow early progress is the schedule, not a fault
     return Finding("slow", int(train.steps[0]), int(train.steps[-1]),
                    f"train loss fell only {100 * t.drop:.1f}% ({t.head:.3g} -> {t.tail:.3g}) and is still "
                    "falling at the same pace")

@@ -157,7 +157,8 @@ def overfit_one_batch(trainer: Trainer, module: LightningModule, steps: int = 8)
         where = "on the first batch" if len(losses) == 1 else f"after {len(losses) - 1} step(s) on one batch"
         return [f"the loss is {losses[-1]} {where}; check the data for NaN/Inf and the loss for log(0) or x/0, "
                 f"or lower --model.init_args.optimizer.lr (now {lr})"]
-    if not min(losses[1:]) < losses[0] - 1e-4 * abs(losses[0]):
+    # Any decrease beyond float noise counts: a bounded-gradient loss (Huber on large targets) moves slowly at first.
+    if not min(losses[1:]) < losses[0] - 1e-6 * abs(losses[0]):
         return [f"the model cannot reduce the loss on one batch ({losses[0]:.4g} -> {losses[-1]:.4g} in {steps} "
                 f"steps at lr {lr}); check for frozen parameters, a loss that ignores the model output, or an LR "
                 f"that is 0 or far too small (--model.init_args.optimizer.lr)"]

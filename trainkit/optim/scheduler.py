@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from trainkit.errors import ConfigError
@@ -115,8 +116,10 @@ class SchedulerConfig:
         warmup = self.warmup_intervals(total)
         if name == "onecycle":
             pct_start = warmup / total if self.warmup else _ONECYCLE_PCT_START
-            if total < 4:
-                raise ConfigError(f"onecycle needs at least 4 {self.step_interval}s, the run has {total}")
+            if total < 4:  # torch's phases need 2 intervals each; a smoke run this short keeps the LR flat
+                rank_zero_warn(f"onecycle needs at least 4 {self.step_interval}s; this {total}-{self.step_interval} "
+                               "run keeps the LR constant")
+                return ScheduleLR(optimizer, schedules.with_warmup(schedules.constant, total, 0, 1.0, 1.0))
             # torch divides by (pct_start * total - 1): keep at least 2 intervals in each phase
             pct_start = min(max(pct_start, 2 / total), 1 - 2 / total)
             kwargs = _checked(OneCycle, name, self.kwargs, fixed=_ONECYCLE_FIXED)
