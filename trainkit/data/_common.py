@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -77,3 +78,23 @@ def image_transform(
         steps.append(augment)
     steps.append(v2.Normalize(list(mean), list(std)))
     return v2.Compose(steps)
+
+
+class SplitDataModule(LightningDataModule):
+    """A DataModule whose `setup` fills `self.splits` (train/val/test datasets); its loaders follow from that."""
+
+    splits: dict[str, Dataset]
+    batch_size: int
+    num_workers: int
+
+    def train_dataloader(self) -> DataLoader:
+        return make_loader(self.splits["train"], self.batch_size, True, self.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        return make_loader(self.splits["val"], self.batch_size, False, self.num_workers)
+
+    def test_dataloader(self) -> DataLoader:
+        return make_loader(self.splits["test"], self.batch_size, False, self.num_workers)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()

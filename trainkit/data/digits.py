@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import LightningDataModule
 from torch import nn
-from torch.utils.data import DataLoader
 
-from trainkit.data._common import TensorImageDataset, make_loader, stratified_split
+from trainkit.data._common import SplitDataModule, TensorImageDataset, stratified_split
 
 
-class DigitsDataModule(LightningDataModule):
+class DigitsDataModule(SplitDataModule):
     """The digits as image tensors, split train/val/test by class with a fixed seed; optionally resized."""
 
     num_classes = 10
@@ -69,15 +67,3 @@ class DigitsDataModule(LightningDataModule):
             "val": TensorImageDataset(images[val_idx], labels[val_idx]),
             "test": TensorImageDataset(images[test_idx], labels[test_idx]),
         }
-
-    def train_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["train"], self.batch_size, True, self.num_workers)
-
-    def val_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["val"], self.batch_size, False, self.num_workers)
-
-    def test_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["test"], self.batch_size, False, self.num_workers)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()

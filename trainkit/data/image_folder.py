@@ -5,18 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from lightning.pytorch import LightningDataModule
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
-from trainkit.data._common import default_num_workers, image_transform, make_loader, stratified_split
+from trainkit.data._common import SplitDataModule, default_num_workers, image_transform, stratified_split
 from trainkit.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class ImageFolderDataModule(LightningDataModule):
+class ImageFolderDataModule(SplitDataModule):
     """Class-per-folder images (torchvision ImageFolder); classes are the sorted folder names."""
 
     def __init__(
@@ -109,15 +108,3 @@ class ImageFolderDataModule(LightningDataModule):
                 self.splits[name] = dataset
             else:
                 self.splits[name] = Subset(train_plain, held_out)
-
-    def train_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["train"], self.batch_size, True, self.num_workers)
-
-    def val_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["val"], self.batch_size, False, self.num_workers)
-
-    def test_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["test"], self.batch_size, False, self.num_workers)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()

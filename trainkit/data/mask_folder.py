@@ -6,12 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from lightning.pytorch import LightningDataModule
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 from torchvision.transforms.v2 import functional as TF
 
-from trainkit.data._common import default_num_workers, make_loader
+from trainkit.data._common import SplitDataModule, default_num_workers
 from trainkit.data._masks import PairedDataset
 from trainkit.errors import ConfigError
 
@@ -64,7 +63,7 @@ class FilePairs(PairedDataset):
         return image, mask
 
 
-class MaskFolderDataModule(LightningDataModule):
+class MaskFolderDataModule(SplitDataModule):
     """Images in `root/images/`, class-id masks in `root/masks/` with the same file names (any extension)."""
 
     def __init__(
@@ -165,15 +164,3 @@ class MaskFolderDataModule(LightningDataModule):
             dataset = FilePairs(self.pairs, self.num_classes, self.ignore_index, self.in_chans, self.image_size,
                                 transform, self.mean, self.std)
             self.splits[name] = Subset(dataset, idx)
-
-    def train_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["train"], self.batch_size, True, self.num_workers)
-
-    def val_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["val"], self.batch_size, False, self.num_workers)
-
-    def test_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["test"], self.batch_size, False, self.num_workers)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()

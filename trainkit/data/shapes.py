@@ -10,11 +10,9 @@ import math
 
 import numpy as np
 import torch
-from lightning.pytorch import LightningDataModule
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
 
-from trainkit.data._common import make_loader
+from trainkit.data._common import SplitDataModule
 from trainkit.data._masks import TensorPairs, channel_stats
 
 SHAPE_CLASSES = ("background", "circle", "square", "triangle")
@@ -58,7 +56,7 @@ def render_shapes(
     return torch.from_numpy(images), torch.from_numpy(masks).long()
 
 
-class ShapesDataModule(LightningDataModule):
+class ShapesDataModule(SplitDataModule):
     """The generated shapes: 4 classes (background, circle, square, triangle), or 2 with `binary` (shape or not)."""
 
     in_chans = 3
@@ -112,15 +110,3 @@ class ShapesDataModule(LightningDataModule):
             masks = (masks > 0).long() if self.binary else masks
             transform = self.train_transform if name == "train" else None
             self.splits[name] = TensorPairs(images, masks, transform, mean, std)
-
-    def train_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["train"], self.batch_size, True, self.num_workers)
-
-    def val_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["val"], self.batch_size, False, self.num_workers)
-
-    def test_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["test"], self.batch_size, False, self.num_workers)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()

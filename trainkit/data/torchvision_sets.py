@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from lightning.pytorch import LightningDataModule
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 
-from trainkit.data._common import default_num_workers, image_transform, make_loader
+from trainkit.data._common import SplitDataModule, default_num_workers, image_transform
 from trainkit.errors import ConfigError
 
 # name -> (classes, channels, mean, std); the statistics are the usual published per-channel values.
@@ -21,7 +20,7 @@ _SETS: dict[str, tuple[int, int, tuple[float, ...], tuple[float, ...]]] = {
 }
 
 
-class TorchvisionDataModule(LightningDataModule):
+class TorchvisionDataModule(SplitDataModule):
     """A torchvision classification set read from `root`; the train split is cut into train/val by `val_fraction`."""
 
     def __init__(
@@ -92,15 +91,3 @@ class TorchvisionDataModule(LightningDataModule):
             "val": Subset(train_plain, order[:n_val]),
             "test": self._load(False, self.eval_tf),
         }
-
-    def train_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["train"], self.batch_size, True, self.num_workers)
-
-    def val_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["val"], self.batch_size, False, self.num_workers)
-
-    def test_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["test"], self.batch_size, False, self.num_workers)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
