@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import REPO
 from trainkit.data import ClassBalancedDataModule, DigitsDataModule
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_digits_train_batches_are_balanced_and_eval_is_untouched() -> None:

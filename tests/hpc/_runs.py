@@ -11,8 +11,7 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
-DIGITS_CONFIG = REPO / "configs" / "classification" / "digits.yaml"
+from tests.conftest import DIGITS_CONFIG, REPO  # noqa: F401  (re-exported to the hpc tests)
 
 # The digits experiment shrunk to seconds: timm's tiny test_resnet on 16 px, 8 batches of 32 per epoch.
 SMALL_DIGITS = [

@@ -10,13 +10,12 @@ import pytest
 import torch
 from lightning.pytorch import Trainer
 
-from tests.conftest import TINY_DIGITS
+from tests.conftest import REPO, TINY_DIGITS
 from trainkit.cli import main
 from trainkit.data import DigitsDataModule, TeacherLogitsDataModule
 from trainkit.tasks import ClassificationModule, DistillationModule
 from trainkit.tasks.loading import load_task
 
-REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "distillation" / "digits.yaml"
 
 

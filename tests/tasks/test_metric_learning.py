@@ -10,10 +10,10 @@ import torch
 from pytorch_metric_learning.losses import TripletMarginLoss
 from pytorch_metric_learning.miners import BatchHardMiner, TripletMarginMiner
 
+from tests.conftest import REPO
 from trainkit.errors import ConfigError
 from trainkit.tasks import MetricLearningModule
 
-REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "metric_learning" / "digits.yaml"
 TINY = [
     "--config", str(CONFIG),
