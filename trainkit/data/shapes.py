@@ -33,10 +33,15 @@ def render_shapes(
         stripes = np.sin((xs * math.cos(angle) + ys * math.sin(angle)) * 2 * math.pi / period)
         contrast = rng.uniform(0.05, 0.15) * rng.choice([-1, 1], 3)
         image = background[:, None, None] + contrast[:, None, None] * stripes[None]
+        placed: list[tuple[float, float, float]] = []
         for _ in range(rng.integers(1, max_shapes + 1)):
             cls = int(rng.integers(1, 4))
             radius = rng.uniform(0.1, 0.2) * image_size
-            cx, cy = rng.uniform(radius, image_size - radius, 2)
+            cx, cy = rng.uniform(radius * 1.3, image_size - radius * 1.3, 2)
+            # Shapes never touch: a half-hidden square can look like a triangle, which would make labels ambiguous.
+            if any(math.hypot(cx - px, cy - py) < 1.3 * (radius + pr) + 1 for px, py, pr in placed):
+                continue
+            placed.append((cx, cy, radius))
             rot = rng.uniform(0, 2 * math.pi)
             u = (xs - cx) * math.cos(rot) + (ys - cy) * math.sin(rot)
             v = -(xs - cx) * math.sin(rot) + (ys - cy) * math.cos(rot)
@@ -80,7 +85,7 @@ class ShapesDataModule(SplitDataModule):
         num_val: generated validation images.
         num_test: generated test images.
         image_size: square image side in pixels.
-        max_shapes: up to this many shapes per image (at least one); later ones cover earlier ones.
+        max_shapes: up to this many shapes per image (at least one); a shape that would touch another is left out.
         noise: std of the Gaussian pixel noise.
         binary: one foreground class for every shape (num_classes 2) instead of one class per shape kind.
         seed: data seed; each split draws from its own stream, so changing num_train leaves val/test unchanged.
