@@ -1,4 +1,5 @@
-"""LightningDataModules: embedded digits, shapes and diabetes, torchvision sets, image and mask folders, CSV tables."""
+"""LightningDataModules: embedded digits, shapes (masks or geometry) and diabetes, torchvision sets, image and mask
+folders, CSV tables."""
 
 from trainkit.data.balanced_sampler import ClassBalancedSampler
 from trainkit.data.class_balanced import ClassBalancedDataModule
@@ -7,6 +8,7 @@ from trainkit.data.diabetes import DiabetesDataModule
 from trainkit.data.digits import DigitsDataModule
 from trainkit.data.image_folder import ImageFolderDataModule
 from trainkit.data.mask_folder import MaskFolderDataModule
+from trainkit.data.shape_geometry import ShapeGeometryDataModule
 from trainkit.data.shapes import ShapesDataModule
 from trainkit.data.teacher_logits import TeacherLogitsDataModule
 from trainkit.data.torchvision_sets import TorchvisionDataModule
@@ -19,6 +21,7 @@ __all__ = [
     "DigitsDataModule",
     "ImageFolderDataModule",
     "MaskFolderDataModule",
+    "ShapeGeometryDataModule",
     "ShapesDataModule",
     "TeacherLogitsDataModule",
     "TorchvisionDataModule",
