@@ -112,7 +112,7 @@ def _train_targets(datamodule: Any) -> Tensor:
 
 
 def _least_squares_r2(datamodule: Any) -> float | None:
-    """Test R2 of ordinary least squares (with intercept) fitted on the same training split, where data are tabular."""
+    """Test R2 of ordinary least squares (with intercept) on the same training split, where the data offer arrays."""
     if not hasattr(datamodule, "split_arrays"):
         return None
     from sklearn.linear_model import LinearRegression
