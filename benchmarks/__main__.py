@@ -49,8 +49,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, str]]:
     print(f"\ntrainkit benchmarks{smoke}: {cpu}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"load average {load:.1f} at the end, {time.perf_counter() - start:.0f} s")
     print_table(rows)
-    print("\nfit overhead: same model/data/batch/optimizer/fp32/steps on both sides, torchmetrics updates included; "
-          "trainkit adds Lightning's loop, CSV+TensorBoard logging, progress bar, checkpoint callbacks "
+    print("\nvs hand loop: same model/data/batch/optimizer/fp32/steps on every side, torchmetrics updates included; "
+          "'bare Lightning' is the same task module in a Trainer with no loggers, checkpoints, progress bar or "
+          "trainkit callbacks; 'trainkit fit' adds all of those, as a user gets them "
           "(benchmarks/overhead.py says exactly what each side does).")
     return rows
 

@@ -2,30 +2,34 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 import torch
-from pytorch_metric_learning.distances import CosineSimilarity
-from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
-from pytorch_metric_learning.utils.inference import CustomKNN
 from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 
-class _Calculator(AccuracyCalculator):
-    """pytorch-metric-learning's calculator plus recall@k (a hit among the k nearest), which it does not ship."""
+@functools.cache
+def _calculator_class() -> type:
+    """pytorch-metric-learning's calculator plus recall@k (a hit among the k nearest), which it does not ship.
+    Built on first use: the library imports scikit-learn, which `trainkit --help` should not wait for."""
+    from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 
-    def __init__(self, recall_k: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.recall_k = recall_k
+    class Calculator(AccuracyCalculator):
+        def __init__(self, recall_k: int, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.recall_k = recall_k
 
-    def calculate_recall_at_k(self, knn_labels: Tensor, query_labels: Tensor, **kwargs: Any) -> float:
-        hits = (knn_labels[:, : self.recall_k] == query_labels[:, None]).reshape(len(query_labels), -1).any(dim=1)
-        return hits.float().mean().item()
+        def calculate_recall_at_k(self, knn_labels: Tensor, query_labels: Tensor, **kwargs: Any) -> float:
+            hits = (knn_labels[:, : self.recall_k] == query_labels[:, None]).reshape(len(query_labels), -1).any(dim=1)
+            return hits.float().mean().item()
 
-    def requires_knn(self) -> list[str]:
-        return [*super().requires_knn(), "recall_at_k"]
+        def requires_knn(self) -> list[str]:
+            return [*super().requires_knn(), "recall_at_k"]
+
+    return Calculator
 
 
 class RetrievalMetric(Metric):
@@ -58,7 +62,10 @@ class RetrievalMetric(Metric):
         """Run the kNN search over everything kept this epoch."""
         embeddings, labels = dim_zero_cat(self.embeddings), dim_zero_cat(self.labels)
         include = ("recall_at_k",) if self.kind == "recall_at_k" else ("mean_average_precision_at_r",)
-        calculator = _Calculator(
+        from pytorch_metric_learning.distances import CosineSimilarity
+        from pytorch_metric_learning.utils.inference import CustomKNN
+
+        calculator = _calculator_class()(
             recall_k=self.k,
             include=include,
             k=self.k if self.kind == "recall_at_k" else "max_bin_count",  # mAP@R needs R = class size - 1

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
-from peft import LoraConfig, LoraModel
 from torch import nn
 
 from trainkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from peft import LoraModel
 
 ADAPTER = "default"
 CHECKPOINT_KEY = "LoRA"
@@ -38,6 +41,8 @@ def apply_lora(module: nn.Module, settings: LoraSettings) -> LoraModel:
             "LoRA needs target layers: set --lora.target_modules, e.g. [qkv, proj, fc1, fc2] for a ViT or "
             "[conv1, conv2] for a ResNet (names or suffixes of the model's module names)"
         )
+    from peft import LoraConfig, LoraModel  # here, not at the top: peft costs `trainkit --help` 0.3 s
+
     config = LoraConfig(
         r=settings.r,
         lora_alpha=settings.lora_alpha,
