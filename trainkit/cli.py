@@ -118,6 +118,9 @@ class TrainkitCLI(LightningCLI):
         for callback in callbacks:  # preflight hooks (e.g. Doctor) see the Trainer arguments before Lightning does
             if hasattr(callback, "check_trainer_config"):
                 callback.check_trainer_config(config)
+        # A callback switched off by its options (EMA without a decay, no freezing, ...) is left out: Lightning calls
+        # every callback's hooks at every step, and each no-op call costs a few microseconds of Python.
+        callbacks = [c for c in callbacks if getattr(c, "enabled", True) is not False]
         if config.get("enable_checkpointing") is False:
             callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
         user_callbacks = list(config.get("callbacks") or [])

@@ -29,6 +29,11 @@ class ElasticNet(Callback):
             raise ConfigError(f"elastic_net.l1={l1} and l2={l2} must be >= 0")
         self.l1, self.l2 = l1, l2
 
+    @property
+    def enabled(self) -> bool:
+        """Whether any penalty is asked for; a disabled callback is not handed to the Trainer."""
+        return bool(self.l1 or self.l2)
+
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Optimizer) -> None:
         if not (self.l1 or self.l2):
             return

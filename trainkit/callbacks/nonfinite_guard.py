@@ -36,6 +36,14 @@ class NonFiniteGuard(Callback):
         self._batch: Any = None
         self._batch_idx = -1
         self._recent: deque[float] = deque(maxlen=50)
+        self._params: list[Tensor] = []
+        self._fp16_scaler = self._distributed = False
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # Looked up once: walking the module tree and the trainer's properties every step costs more than the check.
+        self._params = list(pl_module.parameters())
+        self._fp16_scaler = getattr(trainer.precision_plugin, "scaler", None) is not None
+        self._distributed = trainer.world_size > 1
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
         self._batch, self._batch_idx = batch, batch_idx
@@ -49,14 +57,15 @@ class NonFiniteGuard(Callback):
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:
         if self.action == "off" or self._loss is None:
             return
-        grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
-        norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=self._loss.device)
-        if getattr(trainer.precision_plugin, "scaler", None) is not None:
-            norm = torch.zeros_like(norm)  # fp16 loss scaling: inf gradients are normal, the scaler skips those steps
-        loss_value, norm_value = torch.stack([self._loss, norm.float().to(self._loss.device)]).tolist()
+        grads = [p.grad for p in self._params if p.grad is not None]
+        if grads and not self._fp16_scaler:  # fp16 loss scaling: inf gradients are normal, the scaler skips those
+            norm = torch.nn.utils.get_total_norm(grads).float().to(self._loss.device)
+            loss_value, norm_value = torch.stack([self._loss, norm]).tolist()
+        else:
+            loss_value, norm_value = self._loss.item(), 0.0
         self._loss = None
         bad = not (math.isfinite(loss_value) and math.isfinite(norm_value))
-        if trainer.world_size > 1:
+        if self._distributed:
             bad = trainer.strategy.reduce_boolean_decision(bad, all=False)
         if not bad:
             self._recent.append(loss_value)

@@ -42,6 +42,11 @@ class Speed(Callback):
         self.matmul_precision = matmul_precision
         self._applied_to: set[int] = set()
 
+    @property
+    def enabled(self) -> bool:
+        """Whether any option is on; a disabled callback is not handed to the Trainer."""
+        return bool(self.compile or self.channels_last or self.grad_checkpointing or self.matmul_precision)
+
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if id(pl_module) in self._applied_to:  # fit then test reuse the module; apply once
             return

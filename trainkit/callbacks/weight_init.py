@@ -58,6 +58,11 @@ class WeightInit(Callback):
                               "xavier, normal")
         self.scheme, self.std = scheme, std
 
+    @property
+    def enabled(self) -> bool:
+        """Whether a re-initialisation is asked for; a disabled callback is not handed to the Trainer."""
+        return self.scheme != "default"
+
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         # Only for fit, and before a checkpoint is restored (which then overwrites these weights, as it should).
         if stage != "fit" or self.scheme == "default":
