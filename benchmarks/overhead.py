@@ -143,7 +143,7 @@ def lightning_floor(case: Case, steps: int, warmup: int) -> tuple[float, float]:
 
 def run(smoke: bool = False) -> list[dict[str, str]]:
     """Table rows: per-step wall and CPU times of both sides and their ratios, for each model (one thread)."""
-    steps, warmup, repeats = (12, 2, 1) if smoke else (150, 30, 7)
+    steps, warmup, repeats = (12, 2, 1) if smoke else (150, 30, 5)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one core each: two threads on a shared 2-core machine measure the neighbours
     rows = []
