@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset
 
 
 class DataModuleWrapper(LightningDataModule):
@@ -30,6 +31,13 @@ class DataModuleWrapper(LightningDataModule):
 
     def train_dataloader(self) -> Any:
         return self.data.train_dataloader()
+
+    @staticmethod
+    def loader_like(inner: DataLoader, dataset: Dataset, **changes: Any) -> DataLoader:
+        """A loader over `dataset` with `inner`'s batch size, workers and memory settings, plus `changes`."""
+        settings = {"batch_size": inner.batch_size, "num_workers": inner.num_workers, "pin_memory": inner.pin_memory,
+                    "persistent_workers": inner.persistent_workers}
+        return DataLoader(dataset, **(settings | changes))
 
     def val_dataloader(self) -> Any:
         return self.data.val_dataloader()

@@ -41,15 +41,8 @@ class ClassBalancedDataModule(DataModuleWrapper):
             rank=trainer.global_rank if trainer is not None else 0,
             seed=seed,
         )
-        return DataLoader(
-            inner.dataset,
-            batch_size=sampler.batch_size,
-            sampler=sampler,
-            num_workers=inner.num_workers,
-            collate_fn=inner.collate_fn,
-            pin_memory=inner.pin_memory,
-            persistent_workers=inner.persistent_workers,
-        )
+        return self.loader_like(inner, inner.dataset, batch_size=sampler.batch_size, sampler=sampler,
+                                collate_fn=inner.collate_fn)
 
 
 def _labels_of(dataset: Dataset) -> torch.Tensor:

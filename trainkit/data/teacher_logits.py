@@ -54,14 +54,7 @@ class TeacherLogitsDataModule(DataModuleWrapper):
 
     def train_dataloader(self) -> DataLoader:
         inner = self.data.train_dataloader()
-        return DataLoader(
-            self.train_set,
-            batch_size=inner.batch_size,
-            shuffle=True,
-            num_workers=inner.num_workers,
-            pin_memory=inner.pin_memory,
-            persistent_workers=inner.persistent_workers,
-        )
+        return self.loader_like(inner, self.train_set, shuffle=True)
 
 
 class _WithLogits(Dataset):
