@@ -172,6 +172,10 @@ def test_cli_image_regression_fit_then_test(workdir: Path, trainkit) -> None:  #
     for key in ("val/mae", "val/r2", "test/mae", "test/r2", "test/baseline_r2"):
         assert key in fitted, key
     assert 0 < float(fitted["test/mae"]) < 0.3  # targets are fractions of the image: MAE is in those units
+    # One R2 per named target beside their average (torchmetrics' uniform average is their plain mean).
+    per_target = [float(fitted[f"test/r2_{name}"]) for name in ("area", "centroid_x", "centroid_y")]
+    assert sum(per_target) / 3 == pytest.approx(float(fitted["test/r2"]), abs=1e-5)
+    assert "val/r2_area" in fitted
 
     data = ShapeGeometryDataModule(**TINY_GEOMETRY)
     data.setup()

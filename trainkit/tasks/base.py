@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
-from torchmetrics import Metric, MetricCollection
+from torchmetrics import ClasswiseWrapper, Metric, MetricCollection
 
 from trainkit.errors import ConfigError
 from trainkit.optim import OptimizerConfig, SchedulerConfig
@@ -38,6 +38,7 @@ class TaskModule(LightningModule):
         self.train_metrics: MetricCollection | None = None
         self.val_metrics: MetricCollection | None = None
         self.test_metrics: MetricCollection | None = None
+        self.breakdown: nn.ModuleDict | None = None
 
     def init_metrics(self, metrics: dict[str, Metric]) -> None:
         """Register one copy of `metrics` per stage, logged as `train/...`, `val/...`, `test/...`."""
@@ -46,6 +47,18 @@ class TaskModule(LightningModule):
         collection = MetricCollection(metrics, compute_groups=False)
         for stage in STAGES:
             setattr(self, f"{stage}_metrics", collection.clone(prefix=f"{stage}/"))
+
+    def init_breakdown(self, metrics: dict[str, Metric], labels: list[str]) -> None:
+        """Also log on val/test one value per label (class or target) of each metric, e.g. `val/iou_circle`.
+
+        Each metric must give one value per label (average=None, multioutput="raw_values"); keys become
+        `stage/<key>_<label>`. Called from `setup`, where the data's label names are known; once per module.
+        """
+        if self.breakdown is not None:
+            return
+        wrapped = {key: ClasswiseWrapper(metric, labels=labels, prefix=f"{key}_") for key, metric in metrics.items()}
+        collection = MetricCollection(wrapped, compute_groups=False)
+        self.breakdown = nn.ModuleDict({stage: collection.clone(prefix=f"{stage}/") for stage in ("val", "test")})
 
     def step(self, batch: Any, stage: str) -> tuple[Tensor, Tensor, Tensor]:
         """Return (loss, predictions for the metrics, targets) for one batch."""
@@ -71,6 +84,8 @@ class TaskModule(LightningModule):
             # Only update here; each self.log call costs Lightning ~0.2 ms of CPU, so the metrics are logged once
             # per epoch in `_log_epoch_metrics` (their compute() syncs the processes itself).
             metrics.update(preds, target)
+        if self.breakdown is not None and stage in self.breakdown:
+            self.breakdown[stage].update(preds, target)
         return loss
 
     def on_train_epoch_end(self) -> None:
@@ -87,6 +102,10 @@ class TaskModule(LightningModule):
         if metrics is not None and any(metric.update_called for metric in metrics.values()):
             self.log_dict(metrics.compute(), prog_bar=stage != "train")
             metrics.reset()
+        breakdown = self.breakdown[stage] if self.breakdown is not None and stage in self.breakdown else None
+        if breakdown is not None and any(metric.update_called for metric in breakdown.values()):
+            self.log_dict(breakdown.compute())
+            breakdown.reset()
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # Only on the steps the loggers write (the check Lightning's LearningRateMonitor uses): one log call less

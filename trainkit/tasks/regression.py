@@ -75,6 +75,15 @@ class RegressionModule(TaskModule):
         self.register_buffer("target_stats_fitted", torch.tensor(False))
         self.init_metrics({"mae": MeanAbsoluteError(), "rmse": MeanSquaredError(squared=False), "r2": R2Score()})
 
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        if self.num_outputs > 1:  # one R2 per target beside their average: `test/r2_<target>`
+            names = getattr(getattr(self.trainer, "datamodule", None), "target_names", None) or []
+            if len(names) != self.num_outputs:
+                names = range(self.num_outputs)
+            labels = [str(name) for name in names]
+            self.init_breakdown({"r2": R2Score(multioutput="raw_values")}, labels)
+
     def on_fit_start(self) -> None:
         if self.standardize_targets and not bool(self.target_stats_fitted):
             targets = _train_targets(self.trainer.datamodule).to(self.device).reshape(-1, self.num_outputs)

@@ -7,7 +7,6 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torchmetrics import ClasswiseWrapper, MetricCollection
 from torchmetrics.classification import MulticlassF1Score, MulticlassJaccardIndex
 
 from trainkit.data._masks import save_mask_png
@@ -68,7 +67,6 @@ class SegmentationModule(TaskModule):
         default_loss = BCEDiceLoss if binary else CEDiceLoss
         self.criterion = loss if loss is not None else default_loss(dice_weight=dice_weight, ignore_index=ignore_index)
         self.init_metrics(self._metrics("macro"))
-        self.per_class: nn.ModuleDict | None = None
 
     def _metrics(self, average: str | None) -> dict[str, Any]:
         """IoU (Jaccard) and Dice (pixel F1) over class-index masks; `macro` averages classes, None keeps each."""
@@ -77,16 +75,10 @@ class SegmentationModule(TaskModule):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
-        if self.per_class is None:
-            datamodule = getattr(self.trainer, "datamodule", None)
-            names = self.class_names or getattr(datamodule, "class_names", None) or range(self.num_classes)
-            labels = [str(name) for name in names]
-            per_class = {
-                key: ClasswiseWrapper(metric, labels=labels, prefix=f"{key.removeprefix('m')}_")
-                for key, metric in self._metrics(None).items()
-            }
-            collection = MetricCollection(per_class, compute_groups=False)
-            self.per_class = nn.ModuleDict({s: collection.clone(prefix=f"{s}/") for s in ("val", "test")})
+        datamodule = getattr(self.trainer, "datamodule", None)
+        names = self.class_names or getattr(datamodule, "class_names", None) or range(self.num_classes)
+        per_class = {key.removeprefix("m"): metric for key, metric in self._metrics(None).items()}  # iou_<class>
+        self.init_breakdown(per_class, [str(name) for name in names])
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -99,22 +91,7 @@ class SegmentationModule(TaskModule):
         images, masks = batch
         logits = self(images)
         preds = self.classes_of(logits)
-        if self.per_class is not None and stage in self.per_class:
-            self.per_class[stage].update(preds, masks)
         return self.criterion(logits, masks), preds, masks
-
-    def _log_per_class(self, stage: str) -> None:
-        if self.per_class is not None:
-            self.log_dict(self.per_class[stage].compute())
-            self.per_class[stage].reset()
-
-    def on_validation_epoch_end(self) -> None:
-        super().on_validation_epoch_end()
-        self._log_per_class("val")
-
-    def on_test_epoch_end(self) -> None:
-        super().on_test_epoch_end()
-        self._log_per_class("test")
 
     def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
         images = batch[0] if isinstance(batch, list | tuple) else batch
