@@ -12,7 +12,7 @@ from torch import Tensor
 
 from trainkit.data._common import SplitDataModule, TensorImageDataset
 from trainkit.data._masks import channel_stats
-from trainkit.data.shapes import render_shapes
+from trainkit.data.shapes import render_splits
 
 GEOMETRY_TARGETS = ("area", "centroid_x", "centroid_y")
 
@@ -71,10 +71,7 @@ class ShapeGeometryDataModule(SplitDataModule):
         if self.splits:
             return
         # No train_transform: a flip or shift would move the centroid, so augmentation would need to move targets too.
-        rendered = {
-            name: render_shapes(count, self.image_size, self.seed * 3 + offset, self.max_shapes, self.noise)
-            for offset, (name, count) in enumerate(self.sizes.items())
-        }
+        rendered = render_splits(self.sizes, self.image_size, self.seed, self.max_shapes, self.noise)
         mean, std = (torch.tensor(v)[:, None, None] for v in channel_stats(rendered["train"][0]))
         for name, (images, masks) in rendered.items():
             self.splits[name] = TensorImageDataset((images - mean) / std, mask_geometry(masks))

@@ -61,6 +61,17 @@ def render_shapes(
     return torch.from_numpy(images), torch.from_numpy(masks).long()
 
 
+def render_splits(
+    sizes: dict[str, int], image_size: int, seed: int, max_shapes: int, noise: float
+) -> dict[str, tuple[Tensor, Tensor]]:
+    """(images, masks) per split name; each split draws from its own seed stream, so changing one split's size
+    leaves the others unchanged."""
+    return {
+        name: render_shapes(count, image_size, seed * 3 + offset, max_shapes, noise)
+        for offset, (name, count) in enumerate(sizes.items())
+    }
+
+
 class ShapesDataModule(SplitDataModule):
     """The generated shapes: 4 classes (background, circle, square, triangle), or 2 with `binary` (shape or not)."""
 
@@ -106,10 +117,7 @@ class ShapesDataModule(SplitDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        rendered = {
-            name: render_shapes(count, self.image_size, self.seed * 3 + offset, self.max_shapes, self.noise)
-            for offset, (name, count) in enumerate(self.sizes.items())
-        }
+        rendered = render_splits(self.sizes, self.image_size, self.seed, self.max_shapes, self.noise)
         mean, std = channel_stats(rendered["train"][0])
         for name, (images, masks) in rendered.items():
             masks = (masks > 0).long() if self.binary else masks
