@@ -142,48 +142,41 @@ def _lstsq_test_r2(data: Any) -> float:
     return float(np.mean(1 - ((y - pred) ** 2).sum(axis=0) / ((y - y.mean(axis=0)) ** 2).sum(axis=0)))
 
 
-@pytest.mark.slow
-def test_cli_fit_then_test_with_baseline(workdir: Path, trainkit) -> None:  # noqa: ANN001
-    assert trainkit("fit", *TINY_DIABETES) == 0
-    run = workdir / "runs" / "diabetes" / "version_0"
+def _fit_then_test(trainkit, workdir: Path, args: list[str], experiment: str, data: Any) -> dict[str, str]:  # noqa: ANN001
+    """`trainkit fit` then `test --ckpt_path best`: the logged baseline matches numpy's least squares on `data`'s
+    split, and the test reproduces the fit's test/r2. Returns the fit's last logged values."""
+    assert trainkit("fit", *args) == 0
+    run = workdir / "runs" / experiment / "version_0"
     fitted = last_values(run / "metrics.csv")
-    for key in ("val/mae", "val/rmse", "val/r2", "test/r2", "test/baseline_r2"):
+    for key in ("val/mae", "val/rmse", "val/r2", "test/mae", "test/r2", "test/baseline_r2"):
         assert key in fitted, key
-    assert 20 < float(fitted["test/mae"]) < 150  # progression runs 25..346: MAE is in those units
-
-    # The baseline, recomputed here with numpy's least squares on the same split, matches the logged one.
-    from trainkit.data import DiabetesDataModule
-
-    data = DiabetesDataModule()
     data.setup()
     assert float(fitted["test/baseline_r2"]) == pytest.approx(_lstsq_test_r2(data), abs=1e-4)
 
-    assert trainkit("test", *TINY_DIABETES, "--ckpt_path", "best") == 0
+    assert trainkit("test", *args, "--ckpt_path", "best") == 0
     tested = last_values(run / "test" / "version_0" / "metrics.csv")
     assert float(tested["test/r2"]) == pytest.approx(float(fitted["test/r2"]), abs=1e-5)
+    return fitted
+
+
+@pytest.mark.slow
+def test_cli_fit_then_test_with_baseline(workdir: Path, trainkit) -> None:  # noqa: ANN001
+    from trainkit.data import DiabetesDataModule
+
+    fitted = _fit_then_test(trainkit, workdir, TINY_DIABETES, "diabetes", DiabetesDataModule())
+    assert 20 < float(fitted["test/mae"]) < 150  # progression runs 25..346: MAE is in those units
 
 
 @pytest.mark.slow
 def test_cli_image_regression_fit_then_test(workdir: Path, trainkit) -> None:  # noqa: ANN001
     """The shape-geometry config end to end: a timm backbone on images, 3 outputs, the pixel least-squares baseline."""
-    assert trainkit("fit", *TINY_SHAPE_GEOMETRY) == 0
-    run = workdir / "runs" / "shape_geometry" / "version_0"
-    fitted = last_values(run / "metrics.csv")
-    for key in ("val/mae", "val/r2", "test/mae", "test/r2", "test/baseline_r2"):
-        assert key in fitted, key
+    data = ShapeGeometryDataModule(**TINY_GEOMETRY)
+    fitted = _fit_then_test(trainkit, workdir, TINY_SHAPE_GEOMETRY, "shape_geometry", data)
     assert 0 < float(fitted["test/mae"]) < 0.3  # targets are fractions of the image: MAE is in those units
     # One R2 per named target beside their average (torchmetrics' uniform average is their plain mean).
     per_target = [float(fitted[f"test/r2_{name}"]) for name in ("area", "centroid_x", "centroid_y")]
     assert sum(per_target) / 3 == pytest.approx(float(fitted["test/r2"]), abs=1e-5)
     assert "val/r2_area" in fitted
-
-    data = ShapeGeometryDataModule(**TINY_GEOMETRY)
-    data.setup()
-    assert float(fitted["test/baseline_r2"]) == pytest.approx(_lstsq_test_r2(data), abs=1e-4)
-
-    assert trainkit("test", *TINY_SHAPE_GEOMETRY, "--ckpt_path", "best") == 0
-    tested = last_values(run / "test" / "version_0" / "metrics.csv")
-    assert float(tested["test/r2"]) == pytest.approx(float(fitted["test/r2"]), abs=1e-5)
 
 
 @pytest.mark.slow
