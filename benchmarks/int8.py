@@ -50,7 +50,7 @@ def _accuracy(model: torch.nn.Module, batches: tuple[torch.Tensor, ...], labels:
 
 def run(smoke: bool = False) -> list[dict[str, str]]:
     """Rows: per-model fp32 and int8 test-set time and accuracy."""
-    from trainkit.cli import main
+    from trainkit.console import main
 
     epochs, repeats = ("1", 1) if smoke else ("8", 7)
     rows = []

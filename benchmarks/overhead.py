@@ -107,7 +107,7 @@ def hand_loop(case: Case, steps: int, warmup: int) -> tuple[float, float]:
 
 def trainkit_fit(case: Case, steps: int, warmup: int) -> tuple[float, float]:
     """(wall, CPU) seconds per steady-state step of `trainkit fit` with its defaults, run in this process."""
-    from trainkit.cli import main
+    from trainkit.console import main
 
     with tempfile.TemporaryDirectory() as runs, contextlib.redirect_stdout(io.StringIO()):
         main([

@@ -43,7 +43,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def trainkit(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     """Call `trainkit ARGS...` in-process; returns the exit code (0 when it returned normally)."""
-    from trainkit.cli import main
+    from trainkit.console import main
 
     def run(*args: str) -> int:
         monkeypatch.delenv("TRAINKIT_RUN_VERSION", raising=False)

@@ -1,17 +1,13 @@
 """The `trainkit` command: a LightningCLI with trainkit's run layout, defaults and one-line errors.
 
-No training logic lives here. Extra commands (`trainkit lr-find`, `trainkit doctor`, ...) are the modules of
-`trainkit.commands`, each with a `main(argv)`; adding one is adding a file.
+No training logic and no command lives here: `trainkit.console` dispatches to this CLI or to a module of
+`trainkit.commands`, and turns errors into one line.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import inspect
-import os
-import pkgutil
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,13 +21,12 @@ from lightning.pytorch.loggers import Logger
 import trainkit.data  # noqa: F401  (registers the DataModules so `class_path: DigitsDataModule` works)
 import trainkit.tasks  # noqa: F401  (registers the task modules for short class_path names)
 from trainkit.callbacks import CLI_CALLBACKS
-from trainkit.errors import ConfigError
 from trainkit.loggers import RunCSVLogger
 from trainkit.runs import plan_version, resolve_ckpt_path, run_dir_of_checkpoint
 from trainkit.tasks import TaskModule
 
-DEBUG_ENV = "TRAINKIT_DEBUG"
 HELP_FLAGS = ("-h", "--help", "--print_config")
+DESCRIPTION = "trainkit: train deep networks from YAML experiments. Subcommands: fit, validate, test, predict."
 
 
 class RunConfigSaver(SaveConfigCallback):
@@ -67,7 +62,9 @@ class RunConfigSaver(SaveConfigCallback):
 class TrainkitCLI(LightningCLI):
     """LightningCLI with trainkit's run folders, checkpoint/early-stopping groups and end-of-fit summary."""
 
-    def __init__(self, args: list[str] | dict[str, Any] | None = None, run: bool = True) -> None:
+    def __init__(
+        self, args: list[str] | dict[str, Any] | None = None, run: bool = True, description: str = DESCRIPTION
+    ) -> None:
         self.run_dir: Path | None = None
         # Dataclass field docstrings become --help text, but reading them means tokenizing the source of every
         # class in the parser (about 1 s on 2 cores): only worth it when help or a commented config is printed.
@@ -85,7 +82,7 @@ class TrainkitCLI(LightningCLI):
             subclass_mode_data=True,
             save_config_callback=RunConfigSaver,
             auto_configure_optimizers=False,
-            parser_kwargs={"exit_on_error": False, "description": _description()},
+            parser_kwargs={"exit_on_error": False, "description": description},
             args=args,
             run=run,
         )
@@ -189,79 +186,3 @@ def _summary(run_dir: Path | None, checkpoint: Callback | None, test_metrics: di
     for name, value in sorted(test_metrics.items()):
         lines.append(f"  {name:<16} {value:.4f}")
     return "\n".join(lines)
-
-
-def extra_commands() -> dict[str, str]:
-    """Command name (`lr-find`) -> module (`trainkit.commands.lr_find`) for every module in trainkit.commands."""
-    import trainkit.commands
-
-    return {
-        info.name.replace("_", "-"): f"trainkit.commands.{info.name}"
-        for info in pkgutil.iter_modules(trainkit.commands.__path__)
-        if not info.name.startswith("_")
-    }
-
-
-def _description() -> str:
-    extra = ", ".join(sorted(extra_commands()))
-    text = "trainkit: train deep networks from YAML experiments. Subcommands: fit, validate, test, predict"
-    return f"{text}; also {extra} (trainkit COMMAND --help)." if extra else f"{text}."
-
-
-def _chain(error: BaseException) -> list[BaseException]:
-    """The error and its causes, outermost first."""
-    chain: list[BaseException] = []
-    while error is not None and error not in chain:
-        chain.append(error)
-        error = error.__cause__ or error.__context__
-    return chain
-
-
-def one_line(error: BaseException) -> str:
-    """Squeeze an error into one readable line; jsonargparse nests the real reason several causes deep."""
-    chain = _chain(error)
-    config_error = next((e for e in chain if isinstance(e, ConfigError)), None)
-    if config_error is not None:
-        return str(config_error)
-    keys: list[str] = []
-    for cause in chain:
-        for key in re.findall(r'Parser key "([^"]+)"', str(cause)):
-            if key not in keys and not any(k.endswith(f".{key}") for k in keys):
-                keys.append(key)
-    text = str(chain[-1]).strip() or type(chain[-1]).__name__
-    lines = [line.strip(" -:") for line in text.splitlines() if line.strip(" -:")]
-    reason = lines[0] if lines else type(chain[-1]).__name__
-    if re.search(r"is not (accepted|expected)", reason):
-        reason += "; check its spelling (`trainkit fit --help` lists the options)"
-    where = ".".join(keys)
-    return re.sub(r"\s+", " ", f"{where}: {reason}" if where else reason)
-
-
-def _is_usage_error(error: BaseException) -> bool:
-    return any(isinstance(e, ConfigError) or type(e).__name__ == "ArgumentError" for e in _chain(error))
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `trainkit` console script."""
-    from_shell = argv is None
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        commands = extra_commands() if argv and not argv[0].startswith("-") else {}
-        if argv and argv[0] in commands:
-            importlib.import_module(commands[argv[0]]).main(argv[1:])
-        else:
-            TrainkitCLI(args=None if from_shell else argv)
-    except KeyboardInterrupt:
-        print("trainkit: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except Exception as error:  # noqa: BLE001  every failure a user can cause ends as one line, not a traceback
-        if os.environ.get(DEBUG_ENV):
-            raise
-        is_usage = _is_usage_error(error)
-        prefix = "" if is_usage else f"{type(error).__name__}: "
-        print(f"trainkit: error: {prefix}{one_line(error)} (set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
-        sys.exit(2 if is_usage else 1)
-
-
-if __name__ == "__main__":
-    main()

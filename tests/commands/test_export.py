@@ -15,7 +15,7 @@ from trainkit.commands.export import ExportMismatch, export, load_checkpoint
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished tiny digits run (test_resnet, 16 px) to export from."""
-    from trainkit.cli import main
+    from trainkit.console import main
 
     root = tmp_path_factory.mktemp("export")
     with pytest.MonkeyPatch.context() as patch:

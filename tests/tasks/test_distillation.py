@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch import Trainer
 
 from tests.conftest import REPO, TINY_DIGITS
-from trainkit.cli import main
+from trainkit.console import main
 from trainkit.data import DigitsDataModule, TeacherLogitsDataModule
 from trainkit.tasks import ClassificationModule, DistillationModule
 from trainkit.tasks.loading import load_task
