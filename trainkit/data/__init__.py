@@ -1,5 +1,6 @@
 """LightningDataModules: embedded digits, shapes (masks or geometry) and diabetes, torchvision sets, image and mask
-folders, CSV tables."""
+folders, CSV tables, and
+the tar shards `trainkit shard` writes (StreamingDataModule)."""
 
 from trainkit.data.balanced_sampler import ClassBalancedSampler
 from trainkit.data.class_balanced import ClassBalancedDataModule
@@ -10,6 +11,7 @@ from trainkit.data.image_folder import ImageFolderDataModule
 from trainkit.data.mask_folder import MaskFolderDataModule
 from trainkit.data.shape_geometry import ShapeGeometryDataModule
 from trainkit.data.shapes import ShapesDataModule
+from trainkit.data.streaming import StreamingDataModule
 from trainkit.data.teacher_logits import TeacherLogitsDataModule
 from trainkit.data.torchvision_sets import TorchvisionDataModule
 
@@ -23,6 +25,7 @@ __all__ = [
     "MaskFolderDataModule",
     "ShapeGeometryDataModule",
     "ShapesDataModule",
+    "StreamingDataModule",
     "TeacherLogitsDataModule",
     "TorchvisionDataModule",
 ]

@@ -13,23 +13,36 @@ from torch.utils.data import DataLoader, Dataset
 
 
 def default_num_workers() -> int:
-    """Loader workers from the CPU count: leave one core for the training process, cap at 8."""
-    return max(0, min(8, (os.cpu_count() or 1) - 1))
+    """Loader workers per training process from the CPUs it may use (a SLURM or taskset allotment, shared by one
+    process per local GPU): leave one core for the training process, cap at 8."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    processes = torch.cuda.device_count() if torch.cuda.is_available() else 1
+    return max(0, min(8, cpus // max(processes, 1) - 1))
+
+
+def loader_options(
+    num_workers: int | None = None, pin_memory: bool | None = None, persistent_workers: bool | None = None,
+    prefetch_factor: int | None = None,
+) -> dict[str, Any]:
+    """DataLoader keyword arguments, each chosen from the machine unless given: workers from the CPUs, pinned memory
+    where there is a GPU to copy to, persistent workers whenever there are workers (no restart each epoch), and 4
+    batches prefetched per worker on a GPU (its steps are short) or 2 (PyTorch's default) on CPU."""
+    workers = default_num_workers() if num_workers is None else num_workers
+    cuda = torch.cuda.is_available()
+    return {
+        "num_workers": workers,
+        "pin_memory": cuda if pin_memory is None else pin_memory,
+        "persistent_workers": workers > 0 and persistent_workers is not False,
+        "prefetch_factor": (prefetch_factor or (4 if cuda else 2)) if workers > 0 else None,
+    }
 
 
 def make_loader(
     dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int, drop_last: bool = False
 ) -> DataLoader:
     """A DataLoader with the right defaults: pinned memory and persistent workers only where they pay."""
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        num_workers=num_workers,
-        pin_memory=torch.cuda.is_available(),
-        persistent_workers=num_workers > 0,
-        drop_last=drop_last,
-    )
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                      **loader_options(num_workers))
 
 
 def stratified_split(labels: Sequence[int] | Tensor, fractions: Sequence[float], seed: int) -> list[list[int]]:

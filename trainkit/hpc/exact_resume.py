@@ -59,6 +59,8 @@ class ExactResume(Callback):
             self._patched = None
 
     def _resumable(self, loader: Any, trainer: Trainer) -> Any:
+        if callable(getattr(getattr(loader, "dataset", None), "resume", None)):  # a stream that positions itself
+            return self._apply_pending(loader)
         if not isinstance(loader, DataLoader) or isinstance(loader.sampler, ResumableSampler):
             return self._apply_pending(loader)
         plain_batches = type(loader.batch_sampler) is BatchSampler and loader.batch_size is not None
@@ -81,6 +83,8 @@ class ExactResume(Callback):
         sampler = getattr(loader, "sampler", None)
         if self._pending is not None and isinstance(sampler, ResumableSampler):
             sampler.resume(self._pending["epoch"], self._pending["batches"] * loader.batch_size)
+        elif self._pending is not None and callable(getattr(getattr(loader, "dataset", None), "resume", None)):
+            loader.dataset.resume(self._pending["epoch"], self._pending["batches"])  # e.g. trainkit's ShardStream
         return loader
 
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
