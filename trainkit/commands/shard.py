@@ -143,18 +143,23 @@ def image_settings(datamodule: LightningDataModule) -> dict[str, Any]:
 
 def shard(argv: list[str], out: Path, split: str = "all", shard_size_mb: float = 256) -> dict[str, Any]:
     """Build the DataModule from `trainkit fit` flags, write the chosen splits into `out`, return the manifest."""
-    import json
-
     if shard_size_mb <= 0:
         raise ConfigError(f"--shard_size_mb {shard_size_mb:g} must be positive")
-    datamodule = quiet_cli(argv).datamodule
+    return shard_datamodule(quiet_cli(argv).datamodule, out, split, int(shard_size_mb * 2**20))
+
+
+def shard_datamodule(datamodule: LightningDataModule, out: Path, split: str = "all",
+                     shard_bytes: int = 256 << 20) -> dict[str, Any]:
+    """Write `split` (or all three) of `datamodule` into `out` and update its manifest; return the manifest."""
+    import json
+
     out.mkdir(parents=True, exist_ok=True)
     path = out / MANIFEST
     manifest = json.loads(path.read_text()) if path.is_file() else {}
     if manifest.get("format") != FORMAT:
         manifest = {"format": FORMAT, "splits": {}}
     for name in SPLITS if split == "all" else (split,):
-        manifest["splits"][name] = write_split(datamodule, name, out, int(shard_size_mb * 2**20))
+        manifest["splits"][name] = write_split(datamodule, name, out, shard_bytes)
         manifest["source"] = f"{type(datamodule).__module__}.{type(datamodule).__qualname__}"
         manifest["attributes"] = data_attributes(datamodule)
         if any(ext in IMAGE_EXTENSIONS for entry in manifest["splits"].values()

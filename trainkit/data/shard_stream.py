@@ -53,7 +53,8 @@ def epoch_order(counts: list[int], epoch: int, seed: int, shuffle: bool, buffer:
 
 def batches_per_rank(total: int, world: int, batch_size: int) -> int:
     """Batches every rank runs per epoch: enough for the largest rank's block at `batch_size`."""
-    return -(-(-(-total // world)) // batch_size)
+    largest = -(-total // world)
+    return -(-largest // batch_size)
 
 
 def rank_batches(order: np.ndarray, rank: int, world: int, batch_size: int) -> list[np.ndarray]:
