@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--smoke] [--only overhead,startup,int8,cuda]`: run the suite and print one table.
+"""`python -m benchmarks [--smoke] [--only overhead,startup,int8,cuda,input_pipeline]`: run the suite, one table.
 
 --smoke runs every benchmark for seconds (CI checks that they work; its numbers mean nothing).
 """
@@ -14,7 +14,7 @@ import time
 
 import torch
 
-SECTIONS = ("overhead", "startup", "int8", "cuda")
+SECTIONS = ("overhead", "startup", "int8", "cuda", "input_pipeline")
 COLUMNS = ("benchmark", "hand loop", "trainkit", "ratio", "target")
 
 

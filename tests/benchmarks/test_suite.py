@@ -18,6 +18,7 @@ def test_smoke_run_fills_the_table(workdir, capsys) -> None:  # noqa: ANN001
     assert sum(name.startswith("bare Lightning vs hand loop") for name in names) == 4
     assert sum(name.startswith("start-up") for name in names) == 3
     assert sum(name.startswith("int8 export") for name in names) == 1  # smoke: the digits MLP only
+    assert sum(name.startswith("input pipeline") for name in names) == 2  # folder vs shards, CPU vs GPU decode
     assert any("CUDA" in name or "setting" in row for name, row in zip(names, rows, strict=True))
     for row in rows:
         if " vs hand loop" in row["benchmark"]:

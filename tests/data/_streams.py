@@ -22,8 +22,9 @@ def write_pattern_folder(root: Path, per_class: int = 60, size: int = 16, seed: 
         (root / name).mkdir(parents=True, exist_ok=True)
         for index in range(per_class):
             at = rng.integers(3, size - 3)
-            shape = [ys == at, xs == at, (xs - ys) == at - size // 2, (xs - at) ** 2 + (ys - at) ** 2 <= 4][cls]
-            image = rng.uniform(0, 0.35, (size, size)) + 0.6 * shape
+            shape = [abs(ys - at) <= 1, abs(xs - at) <= 1, abs(xs - ys - at + size // 2) <= 1,
+                     (xs - at) ** 2 + (ys - at) ** 2 <= 5][cls]
+            image = rng.uniform(0, 0.2, (size, size)) + 0.8 * shape
             Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8), mode="L").save(root / name / f"{index}.png")
     return root
 

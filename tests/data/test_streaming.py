@@ -197,11 +197,11 @@ def test_training_from_shards_matches_the_image_folder_run(workdir: Path, traink
     root = write_pattern_folder(workdir / "patterns")
     config = {
         "experiment": "patterns", "seed_everything": 0, "monitor": "val/acc", "mode": "max", "test_after_fit": True,
-        "trainer": {"max_epochs": 4, "accelerator": "cpu", "devices": 1, "log_every_n_steps": 2,
+        "trainer": {"max_epochs": 10, "accelerator": "cpu", "devices": 1, "log_every_n_steps": 2,
                     "enable_progress_bar": False, "enable_model_summary": False},
         "model": {"class_path": "trainkit.tasks.ClassificationModule",
                   "init_args": {"backbone": "test_resnet", "num_classes": 4, "in_chans": 1,
-                                "optimizer": {"name": "adamw", "lr": 0.003}}},
+                                "optimizer": {"name": "adamw", "lr": 0.01}}},
         "data": {"class_path": "trainkit.data.ImageFolderDataModule",
                  "init_args": {"root": str(root), "image_size": 16, "grayscale": True, "batch_size": 16,
                                "val_fraction": 0.2, "test_fraction": 0.25, "num_workers": 0}},
