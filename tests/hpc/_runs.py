@@ -67,3 +67,16 @@ def last_metrics(run_dir: Path) -> dict[str, float]:
         for row in csv.DictReader(file):
             values.update({k: float(v) for k, v in row.items() if v not in ("", None)})
     return values
+
+
+def kill_at_first_checkpoint(process: subprocess.Popen, checkpoint: Path, timeout: float = 300) -> dict:
+    """SIGKILL `process` as soon as `checkpoint` exists; return that checkpoint's contents."""
+    import signal
+
+    deadline = time.monotonic() + timeout
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert checkpoint.exists(), "the run was killed before it saved its first checkpoint"
+    return torch.load(checkpoint, map_location="cpu", weights_only=True)

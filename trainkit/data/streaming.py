@@ -8,6 +8,7 @@ it back to the stream on resume, which then starts reading at that batch (see tr
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -213,6 +214,8 @@ class StreamingDataModule(LightningDataModule):
                             **loader_options(**self.options))
         # An IterableDataset's loader takes no sampler; this one only carries Lightning's set_epoch to the stream.
         object.__setattr__(loader, "sampler", EpochSignal(stream))
+        # Lightning warns that workers of a sized IterableDataset may duplicate data; ours split it by batch.
+        warnings.filterwarnings("ignore", message=".*IterableDataset.* has .__len__. defined.*")
         return loader
 
     def train_dataloader(self) -> DataLoader:
