@@ -41,10 +41,12 @@ class TuneOptions:
             need a step).
         pruner: median (stop a trial whose value at a validation is worse than the median of finished trials
             there), hyperband, or none.
-        seed: Seed of the sampler (each trial's draw uses seed + its number); the trials themselves keep the
-            config's seed_everything.
+        seed: Seed of the sampler (trial n draws with seed * 10000 + n, so parallel runners never repeat a
+            draw); the trials themselves keep the config's seed_everything.
         startup_trials: Trials sampled at random, and finished unpruned, before TPE and the median pruner act.
         warmup_validations: Validations of each trial that are never pruned.
+        baseline: Make trial 0 the config's own values (when the space holds them), so the table shows what the
+            search gained over the untuned config.
         show: Print the table of the study in this folder (finished or running) and exit.
         slurm: Render, and with --submit submit, one SLURM array job of n_jobs tasks instead of running here.
         submit: With --slurm, submit the rendered script with sbatch.
@@ -60,6 +62,7 @@ class TuneOptions:
     seed: int = 0
     startup_trials: int = 5
     warmup_validations: int = 0
+    baseline: bool = True
     show: str | None = None
     slurm: bool = False
     submit: bool = False
@@ -167,6 +170,9 @@ def _prepare(options: TuneOptions, fit_args: list[str]):  # noqa: ANN202  (folde
     )
     folder = studies.study_dir(config.runs_dir, config.experiment, name)
     studies.write_settings(folder, settings)
+    baseline = space.values_in(config) if options.baseline and options.sampler != "grid" else None
+    if baseline is not None:
+        studies.enqueue_baseline(folder, settings, baseline)
     return folder, settings
 
 

@@ -29,7 +29,8 @@ def trial_rows(folder: Path, settings: studies.StudySettings) -> list[dict[str, 
         row: dict[str, Any] = {"number": trial.number, "state": trial.state.name.lower(), "value": value}
         row.update({key: trial.params.get(key) for key in settings.space})
         row.update({"duration_s": None if duration is None else round(duration, 1),
-                    "run_folder": str(folder / f"trial_{trial.number}")})
+                    "run_folder": str(folder / f"trial_{trial.number}"),
+                    "baseline": bool(trial.user_attrs.get("baseline"))})
         rows.append(row)
     return rows
 
@@ -51,7 +52,8 @@ def table(rows: list[dict[str, Any]], settings: studies.StudySettings) -> str:
     best = best_row(rows, settings)
     lines = []
     for row in rows:
-        cells = [f"{row['number']}{'*' if row is best else ''}", row["state"], _fmt(row["value"])]
+        mark = ("*" if row is best else "") + (" (config)" if row["baseline"] else "")
+        cells = [f"{row['number']}{mark}", row["state"], _fmt(row["value"])]
         cells += [_fmt(row[key]) for key in short]
         cells.append(_fmt(row["duration_s"]))
         lines.append(cells)
@@ -139,8 +141,10 @@ def report(folder: Path, settings: studies.StudySettings, write: bool = True) ->
     counts = ", ".join(f"{states.count(s)} {s}" for s in ("complete", "pruned", "fail", "running") if s in states)
     lines = [f"trainkit tune: study '{settings.name}', {len(rows)}/{settings.n_trials} trials ({counts or 'none yet'})",
              table(rows, settings)]
+    baseline = next((r for r in rows if r["baseline"] and r["state"] == "complete"), None)
     if best is not None:
-        lines.append(f"best: trial {best['number']}, {settings.monitor}={best['value']:.6g}")
+        versus = f" (the config's own values: {baseline['value']:.6g})" if baseline and baseline is not best else ""
+        lines.append(f"best: trial {best['number']}, {settings.monitor}={best['value']:.6g}{versus}")
     if write and rows:
         lines.append(f"  trials   {write_csv(folder, rows)}")
         if best is not None and (path := write_best(folder, settings, best)) is not None:

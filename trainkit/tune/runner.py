@@ -116,7 +116,7 @@ class Runner:
             counted = [t for t in trials if not (t.state == TrialState.FAIL and FATAL in t.user_attrs)]
             if self.stop.is_set() or len(counted) >= self.settings.n_trials or self._timed_out():
                 return None
-            study = studies.load(self.folder, self.settings, seed=self.settings.seed + len(trials))
+            study = studies.load(self.folder, self.settings, seed=self.settings.seed * 10_000 + len(trials))
             trial = study.ask(self.space.distributions())
             lock = studies.try_trial_lock(self.folder, trial.number)
             if lock is None:  # cannot happen while the study lock is held; never run a trial without its lock

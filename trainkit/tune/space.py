@@ -126,7 +126,8 @@ def parse_param(key: str, spec: Any) -> Param:
     fields = {f.name for f in dataclasses.fields(cls)} - {"key"}
     unknown = sorted(set(spec) - fields - {"type"})
     if unknown:
-        raise ConfigError(f"{key}: {', '.join(unknown)} is not an option of type {kind}; use {', '.join(sorted(fields))}")
+        allowed = ", ".join(sorted(fields))
+        raise ConfigError(f"{key}: {', '.join(unknown)} is not an option of type {kind}; use {allowed}")
     values = {k: v for k, v in spec.items() if k != "type"}
     missing = sorted(f.name for f in dataclasses.fields(cls) if f.name in fields and f.name not in values
                      and f.default is dataclasses.MISSING)
@@ -195,6 +196,20 @@ class SearchSpace:
                 hint = f"; {parent} has: {', '.join(known)}" if known else (
                     "; `trainkit fit --config X.yaml --print_config` lists the keys")
                 raise ConfigError(f"{param.key} is not a key of the config{hint}")
+
+    def values_in(self, config: Any) -> dict[str, Any] | None:
+        """The config's own value of every key, or None when one lies outside its range (then no baseline)."""
+        values = {param.key: config[param.key] for param in self.params}
+        for param in self.params:
+            value = values[param.key]
+            if isinstance(param, CategoricalParam):
+                inside = value in param.choices
+            else:
+                inside = isinstance(value, int | float) and not isinstance(value, bool) and (
+                    param.low <= value <= param.high)
+            if not inside:
+                return None
+        return values
 
     def distributions(self) -> dict[str, Any]:
         """Key -> Optuna distribution."""

@@ -131,6 +131,14 @@ def finished_trials(folder: Path, settings: StudySettings) -> int:
     return len(trials)
 
 
+def enqueue_baseline(folder: Path, settings: StudySettings, values: dict[str, Any]) -> None:
+    """Queue the config's own values as trial 0 of a new study (a study that has trials is left as it is)."""
+    with study_lock(folder):
+        study = load(folder, settings)
+        if not study.get_trials(deepcopy=False):
+            study.enqueue_trial(values, user_attrs={"baseline": True})
+
+
 @contextmanager
 def study_lock(folder: Path) -> Iterator[None]:
     """Held while a runner counts trials and claims one, so that no two runners start trial N+1."""
