@@ -12,11 +12,14 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from jsonargparse import ArgumentParser
 
 from trainkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from trainkit.tune.study import StudySettings
 
 USAGE = (
     "trainkit tune --config X.yaml --search S.yaml [trainkit fit flags] --n_trials N [--n_jobs J] [--study NAME] "
@@ -141,7 +144,7 @@ def _split(argv: list[str]) -> tuple[list[str], list[str]]:
     return ours, rest
 
 
-def _prepare(options: TuneOptions, fit_args: list[str]):  # noqa: ANN202  (folder, StudySettings)
+def _prepare(options: TuneOptions, fit_args: list[str]) -> tuple[Path, StudySettings]:
     """Check the search against the config and create (or continue) the study; nothing trains yet."""
     from trainkit.commands.slurm import _parse_fit
     from trainkit.tune import study as studies
@@ -199,7 +202,8 @@ def _trial(argv: list[str]) -> None:
     run_trial(Path(folder), int(number), fit_args)
 
 
-def _render_array(options: TuneOptions, settings, folder: Path, argv: list[str], job_args: list[str]) -> None:  # noqa: ANN001
+def _render_array(options: TuneOptions, settings: StudySettings, folder: Path, argv: list[str],
+                  job_args: list[str]) -> None:
     """One array job of n_jobs tasks; each task is a runner (`trainkit tune ... --n_jobs 1`) on the shared journal."""
     from trainkit.commands.slurm import _job_parser, _submit
     from trainkit.hpc.sbatch import SlurmJob, render_sbatch
@@ -209,7 +213,7 @@ def _render_array(options: TuneOptions, settings, folder: Path, argv: list[str],
         raise ConfigError("--slurm: each array task runs one single-device trial at a time; drop --nodes, "
                           "--tasks_per_node and set --gpus_per_node 0 or 1 (more tasks: raise --n_jobs)")
     job_names = {f.name for f in dataclasses.fields(SlurmJob)}
-    worker_args, _ = _split_out(argv, job_names | {"slurm", "submit", "n_jobs", "ckpt_path"})
+    worker_args = _without(argv, job_names | {"slurm", "submit", "n_jobs", "ckpt_path"})
     worker_args += ["--n_jobs", "1", "--study", settings.name]
     script = render_sbatch(job, worker_args, settings.experiment, folder, Path.cwd(), command="tune",
                            array=options.n_jobs)
@@ -223,21 +227,19 @@ def _render_array(options: TuneOptions, settings, folder: Path, argv: list[str],
               f"its logs are {folder}/slurm_*.log; watch it with `trainkit tune --show {folder}`")
 
 
-def _split_out(argv: list[str], names: set[str]) -> tuple[list[str], list[str]]:
-    """argv without the flags in `names` (and their values), and those flags."""
+def _without(argv: list[str], names: set[str]) -> list[str]:
+    """argv without the flags in `names` and their values."""
     kept: list[str] = []
-    dropped: list[str] = []
     args = iter(argv)
     for arg in args:
         flag, has_value, _ = arg.partition("=")
         name = flag.removeprefix("--").replace("-", "_")
         if flag.startswith("--") and name in names:
-            dropped.append(arg)
             if not has_value and name not in _SWITCHES:
-                dropped.append(next(args, ""))
+                next(args, None)
         else:
             kept.append(arg)
-    return kept, dropped
+    return kept
 
 
 if __name__ == "__main__":
