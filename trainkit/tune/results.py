@@ -114,20 +114,21 @@ def write_plots(folder: Path, settings: studies.StudySettings) -> list[Path]:
     out = folder / PLOTS
     out.mkdir(exist_ok=True)
     written = []
-    plots = {"history": vis.plot_optimization_history, "importances": vis.plot_param_importances,
-             "slice": vis.plot_slice, "intermediate": vis.plot_intermediate_values}
-    for name, plot in plots.items():
+    named = {"target_name": settings.monitor}
+    plots = {"history": (vis.plot_optimization_history, named), "importances": (vis.plot_param_importances, named),
+             "slice": (vis.plot_slice, named), "intermediate": (vis.plot_intermediate_values, {})}
+    for name, (plot, kwargs) in plots.items():
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
-                axes = plot(study)
+                axes = plot(study, **kwargs)
         except (ValueError, RuntimeError, ZeroDivisionError):
             continue  # e.g. importances need two completed trials with different values
         figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
-        figure.set_size_inches(max(6.4, figure.get_size_inches()[0]), 4.8)
-        figure.tight_layout()
+        if name == "slice":  # one panel per parameter, plus the colour bar
+            figure.set_size_inches(3.2 * len(settings.space) + 1.5, 4.0)
         path = out / f"{name}.png"
-        figure.savefig(path, dpi=90)
+        figure.savefig(path, dpi=90, bbox_inches="tight")
         plt.close(figure)
         written.append(path)
     return written
