@@ -164,7 +164,7 @@ class Runner:
             self.stop.set()
         elif code == 0 and (VALUE in attrs or PRUNED_AT in attrs):
             state = self._tell(study, number, attrs)
-            value = f" {self.settings.monitor}={attrs[VALUE]:.6g}" if VALUE in attrs else ""
+            value = f" {self.settings.monitor}={attrs[VALUE]:.6g}" if state == "complete" else ""
             print(f"trainkit tune: trial {number} {state}{value}", flush=True)
         elif self.stop.is_set() or code == 0:
             # Interrupted or preempted (saved and exited): left RUNNING, so the next runner resumes it.
