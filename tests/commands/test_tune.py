@@ -131,3 +131,17 @@ def test_a_monitor_the_runs_never_log_stops_the_study_at_the_first_trial(
     assert error.startswith("trainkit: error: trial 0 (") and "--monitor val/accuracy is never logged" in error
     assert "val/acc" in error  # what the runs do log, to pick from
     assert [t.state.name for t in journal_trials(workdir / STUDY, "tiny")] == ["FAIL"]  # not after all four
+
+
+def test_slurm_renders_one_array_job_of_runners_without_submitting(workdir: Path, trainkit, capsys) -> None:  # noqa: ANN001
+    search = write_space(workdir)
+    assert trainkit("tune", *TRIAL_ARGS, "--search", search, "--n_trials", "8", "--n_jobs", "3", "--slurm",
+                    "--time", "02:00:00", "--partition", "cpu") == 0
+    script = capsys.readouterr().out
+    assert "#SBATCH --array=0-2" in script and "#SBATCH --partition=cpu" in script
+    srun = next(line for line in script.splitlines() if line.startswith("srun "))
+    assert " -m trainkit tune " in srun and "--n_jobs 1" in srun and "--study tiny" in srun
+    assert "--slurm" not in srun and "--partition" not in srun and "--n_jobs 3" not in srun
+    assert srun.endswith("--ckpt_path auto")  # a requeued task resumes its trial
+    assert len(list((workdir / STUDY).glob("sbatch_*.sh"))) == 1
+    assert [t.state.name for t in journal_trials(workdir / STUDY, "tiny")] == ["WAITING"]  # the baseline, queued

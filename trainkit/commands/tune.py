@@ -156,6 +156,7 @@ def _prepare(options: TuneOptions, fit_args: list[str]) -> tuple[Path, StudySett
     if any(value != "auto" for value in ckpt):
         raise ConfigError("--ckpt_path: each trial resumes only from its own folder (trainkit tune passes "
                           "--ckpt_path auto); drop it, and load pretrained weights through the model's options")
+    fit_args = [a for i, a in enumerate(fit_args) if not _is_ckpt_flag(fit_args, i)]
     config = _parse_fit(fit_args)
     try:
         space.check_keys(config)
@@ -163,7 +164,6 @@ def _prepare(options: TuneOptions, fit_args: list[str]) -> tuple[Path, StudySett
         raise ConfigError(f"search file {options.search}: {error}") from error
     if options.sampler == "grid":
         space.grid()
-    fit_args = [a for i, a in enumerate(fit_args) if not _is_ckpt_flag(fit_args, i)]
     name = options.study or Path(options.search).stem  # type: ignore[arg-type]
     settings = studies.StudySettings(
         name=name, space=space.to_dict(), monitor=config.monitor, mode=config.mode, n_trials=options.n_trials,
