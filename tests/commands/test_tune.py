@@ -71,6 +71,7 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_a_sigkilled_study_continues_to_exactly_n_trials_resuming_the_killed_one(
     workdir: Path, trial_env  # noqa: F811
 ) -> None:
