@@ -3,6 +3,7 @@ started with its own slurm.conf in a temporary folder, stopped by the process id
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -16,6 +17,8 @@ from pathlib import Path
 import pytest
 
 PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge"]
+LOCK = Path("/tmp/trainkit-slurm.lock")
+"""Held while a cluster runs: one at a time per machine (munge, daemons), whoever starts it (CI, a test, a person)."""
 
 
 def ensure_installed() -> None:
@@ -107,6 +110,14 @@ def local_slurm(folder: Path) -> Iterator[dict[str, str]]:
     ensure_installed()
     if os.geteuid() != 0:
         pytest.skip("starting slurmctld/slurmd as SlurmUser=root needs root")
+    with LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with _cluster(folder) as env:
+            yield env
+
+
+@contextmanager
+def _cluster(folder: Path) -> Iterator[dict[str, str]]:
     munge_pid = _start_munge()
     conf = _write_conf(folder)
     env = os.environ | {"SLURM_CONF": str(conf)}

@@ -45,8 +45,10 @@ class SlurmJob:
         return self.tasks_per_node or max(self.gpus_per_node, 1)
 
 
-def render_sbatch(job: SlurmJob, fit_args: list[str], experiment: str, log_dir: Path, workdir: Path) -> str:
-    """The sbatch script that runs `srun python -m trainkit fit FIT_ARGS` with the job's processes and resume."""
+def render_sbatch(job: SlurmJob, fit_args: list[str], experiment: str, log_dir: Path, workdir: Path,
+                  command: str = "fit", array: int | None = None) -> str:
+    """The sbatch script that runs `srun python -m trainkit COMMAND FIT_ARGS` with the job's processes and resume;
+    with `array`, as that many array tasks (`trainkit tune` runners sharing one study)."""
     accelerator = "gpu" if job.gpus_per_node > 0 else "cpu"
     lines = [
         "#!/bin/bash",
@@ -55,6 +57,8 @@ def render_sbatch(job: SlurmJob, fit_args: list[str], experiment: str, log_dir: 
         f"#SBATCH --nodes={job.nodes}",
         f"#SBATCH --ntasks-per-node={job.devices}",  # Lightning's SLURMEnvironment wants one task per device
     ]
+    if array is not None:
+        lines.append(f"#SBATCH --array=0-{array - 1}")  # each task has its own job id, so its own slurm_%j.log
     optional = {"gpus-per-node": job.gpus_per_node or None, "cpus-per-task": job.cpus_per_task, "mem": job.mem,
                 "partition": job.partition, "account": job.account}
     lines += [f"#SBATCH --{key}={value}" for key, value in optional.items() if value is not None]
@@ -72,7 +76,7 @@ def render_sbatch(job: SlurmJob, fit_args: list[str], experiment: str, log_dir: 
         'echo "trainkit: job ${SLURM_JOB_ID} on $(hostname) at $(date -Is), restart ${SLURM_RESTART_COUNT:-0}"',
         # --ckpt_path auto: the first start trains from scratch, a requeued one resumes from runs/.../slurm_<id>.
         "srun " + shlex.join([
-            sys.executable, "-m", "trainkit", "fit", *fit_args,
+            sys.executable, "-m", "trainkit", command, *fit_args,
             "--trainer.accelerator", accelerator,
             "--trainer.devices", str(job.devices),
             "--trainer.num_nodes", str(job.nodes),

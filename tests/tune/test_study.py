@@ -1,0 +1,64 @@
+"""The study on disk: settings that refuse a changed search, trial locks that die with their holder, results."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from trainkit.errors import ConfigError
+from trainkit.tune import study as studies
+from trainkit.tune.results import report
+
+SPACE = {"model.init_args.optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}}
+
+
+def _settings(**changes: object) -> studies.StudySettings:
+    return studies.StudySettings(**{"name": "s", "space": SPACE, "monitor": "val/acc", "mode": "max",
+                                    "n_trials": 3, "experiment": "digits"} | changes)  # type: ignore[arg-type]
+
+
+def test_a_study_with_finished_trials_refuses_another_search_but_may_grow(tmp_path: Path) -> None:
+    folder = tmp_path / "tune_s"
+    studies.write_settings(folder, _settings())
+    study = studies.load(folder, _settings())
+    trial = study.ask(studies.SearchSpace.from_dict(SPACE).distributions())
+    studies.write_settings(folder, _settings(monitor="val/loss"))  # nothing finished yet: a fix is allowed
+    study.tell(trial, 0.5)
+    with pytest.raises(ConfigError, match="was started with another monitor; rerun with the same settings"):
+        studies.write_settings(folder, _settings(monitor="val/acc", mode="max"))
+    studies.write_settings(folder, _settings(monitor="val/loss", n_trials=10))  # more trials: fine
+    assert yaml.safe_load((folder / "study.yaml").read_text())["n_trials"] == 10
+
+
+def test_a_trial_lock_is_free_exactly_when_its_holder_has_died(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from pathlib import Path; from trainkit.tune.study import try_trial_lock;"
+         " assert try_trial_lock(Path(sys.argv[1]), 7) is not None; print('held', flush=True); sys.stdin.read()",
+         str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"  # type: ignore[union-attr]
+    assert studies.try_trial_lock(tmp_path, 7) is None  # alive: its trial is running
+    holder.kill()
+    holder.wait()
+    fd = studies.try_trial_lock(tmp_path, 7)  # SIGKILLed: the kernel dropped the lock, the trial is an orphan
+    assert fd is not None
+    assert studies.try_trial_lock(tmp_path, 7) is None  # and now it is ours
+
+
+def test_the_report_tables_every_trial_and_writes_trials_csv(tmp_path: Path) -> None:
+    folder = tmp_path / "tune_s"
+    settings = _settings()
+    studies.write_settings(folder, settings)
+    study = studies.load(folder, settings)
+    distributions = studies.SearchSpace.from_dict(SPACE).distributions()
+    for value in (0.5, 0.9):
+        study.tell(study.ask(distributions), value)
+    study.ask(distributions)  # still running
+    text = report(folder, settings, write=True)
+    assert "study 's', 3/3 trials (2 complete, 1 running)" in text and "best: trial 1, val/acc=0.9" in text
+    assert (folder / "trials.csv").read_text().splitlines()[0] == (
+        "number,state,value,model.init_args.optimizer.lr,duration_s,run_folder,baseline")
+    assert not (folder / "best.yaml").exists()  # trial 1 has no run folder here, so no config to copy

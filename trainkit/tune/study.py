@@ -1,0 +1,164 @@
+"""A study on disk: `study.yaml` (what is searched and how), Optuna's journal file, and the locks that let any number
+of runner processes (threads here, SLURM array tasks there) share it without a database server."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from trainkit.errors import ConfigError
+from trainkit.tune.space import SearchSpace
+
+JOURNAL = "journal.log"
+SETTINGS = "study.yaml"
+LOCKS = ".locks"
+
+
+@dataclass
+class StudySettings:
+    """What a study searches and how; written once to `study.yaml`, read by every runner and trial process."""
+
+    name: str
+    space: dict[str, dict[str, Any]]
+    monitor: str
+    mode: Literal["min", "max"]
+    n_trials: int
+    sampler: str = "tpe"
+    pruner: str = "median"
+    seed: int = 0
+    startup_trials: int = 5
+    warmup_validations: int = 0
+    fit_args: list[str] = field(default_factory=list)
+    experiment: str = "default"
+    runs_dir: str = "runs"
+
+    @property
+    def direction(self) -> str:
+        """Optuna's name for the mode."""
+        return "maximize" if self.mode == "max" else "minimize"
+
+    def search_space(self) -> SearchSpace:
+        """The typed search space."""
+        return SearchSpace.from_dict(self.space)
+
+
+def study_dir(runs_dir: str | Path, experiment: str, name: str) -> Path:
+    """`RUNS_DIR/EXPERIMENT/tune_NAME`: the study's journal, settings, results and one run folder per trial."""
+    return Path(runs_dir) / experiment / f"tune_{name}"
+
+
+def read_settings(folder: Path) -> StudySettings:
+    """The settings of the study in `folder`; a ConfigError when it is not a study folder."""
+    path = folder / SETTINGS
+    if not path.is_file():
+        raise ConfigError(f"{folder} is not a study folder (no {SETTINGS}); pass a runs/<experiment>/tune_<study> "
+                          "folder written by `trainkit tune`")
+    return StudySettings(**yaml.safe_load(path.read_text()))
+
+
+def write_settings(folder: Path, settings: StudySettings) -> None:
+    """Create or continue the study in `folder`: a rerun must search the same space for the same objective."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / SETTINGS
+    if path.is_file():
+        old = read_settings(folder)
+        fixed = ("space", "monitor", "mode", "sampler", "pruner")
+        changed = [key for key in fixed if getattr(old, key) != getattr(settings, key)]
+        if changed and finished_trials(folder, old):
+            raise ConfigError(f"study '{settings.name}' in {folder} was started with another {' and '.join(changed)}; "
+                              "rerun with the same settings to continue it, or pass --study NEW for a new study")
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(asdict(settings), sort_keys=False))
+    os.replace(tmp, path)
+
+
+def storage(folder: Path) -> Any:
+    """Optuna's journal storage on `folder/journal.log` (file locks that work on NFS; no server)."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(str(folder / JOURNAL)))
+
+
+def make_sampler(settings: StudySettings, seed: int) -> Any:
+    """The sampler for one `ask`; seeded per trial so that parallel runners never draw the same point."""
+    import optuna
+
+    if settings.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if settings.sampler == "grid":
+        return optuna.samplers.GridSampler(settings.search_space().grid(), seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=settings.startup_trials)
+
+
+def make_pruner(settings: StudySettings) -> Any:
+    """The pruner; its steps are validations (1, 2, ...), so trials with different batch sizes still compare."""
+    import optuna
+
+    if settings.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=settings.startup_trials,
+                                           n_warmup_steps=settings.warmup_validations)
+    if settings.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, settings.warmup_validations))
+    return optuna.pruners.NopPruner()
+
+
+def load(folder: Path, settings: StudySettings, seed: int | None = None) -> Any:
+    """The Optuna study in `folder`, created on first use."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(
+        study_name=settings.name, storage=storage(folder), direction=settings.direction, load_if_exists=True,
+        sampler=make_sampler(settings, settings.seed if seed is None else seed), pruner=make_pruner(settings),
+    )
+
+
+def finished_trials(folder: Path, settings: StudySettings) -> int:
+    """Trials that completed or were pruned."""
+    from optuna.trial import TrialState
+
+    if not (folder / JOURNAL).is_file():
+        return 0
+    trials = load(folder, settings).get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    return len(trials)
+
+
+def enqueue_baseline(folder: Path, settings: StudySettings, values: dict[str, Any]) -> None:
+    """Queue the config's own values as trial 0 of a new study (a study that has trials is left as it is)."""
+    with study_lock(folder):
+        study = load(folder, settings)
+        if not study.get_trials(deepcopy=False):
+            study.enqueue_trial(values, user_attrs={"baseline": True})
+
+
+@contextmanager
+def study_lock(folder: Path) -> Iterator[None]:
+    """Held while a runner counts trials and claims one, so that no two runners start trial N+1."""
+    (folder / LOCKS).mkdir(parents=True, exist_ok=True)
+    with (folder / LOCKS / "study.lock").open("a") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
+
+
+def try_trial_lock(folder: Path, number: int) -> int | None:
+    """An fd holding trial `number`'s lock, or None when a live process holds it. The kernel drops the lock when
+    its holder dies (SIGKILL, a lost node), which is how a runner tells a dead trial from a running one."""
+    (folder / LOCKS).mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCKS / f"trial_{number}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd

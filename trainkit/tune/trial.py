@@ -1,0 +1,136 @@
+"""Inside a trial process: an ordinary `trainkit fit` run plus one callback that reports the monitored value to the
+study's journal at each validation and stops the run when the pruner says so."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from trainkit.cli import TrainkitCLI
+from trainkit.errors import ConfigError
+from trainkit.tune import study as studies
+
+PRUNED_AT = "pruned_at"
+"""User attribute: the validation at which the trial was pruned."""
+VALUE = "value"
+"""User attribute: the trial's objective, the best monitored value, written when its fit ends."""
+FATAL = "fatal"
+"""User attribute: an error every trial would hit (a monitor never logged); the runner stops the study on it."""
+
+
+class TrialReporter(Callback):
+    """Report `--monitor` at each validation (steps 1, 2, ...) and stop the fit when the trial is pruned; the
+    validation count is checkpointed, so a resumed trial keeps counting where it was."""
+
+    def __init__(self, folder: Path, number: int) -> None:
+        self.folder, self.number = folder, number
+        self.settings = studies.read_settings(folder)
+        self.validations = 0
+        self.best: float | None = None
+        self.pruned = False
+        self._trial: Any = None
+
+    @property
+    def trial(self) -> Any:
+        """The Optuna trial, opened on first use (rank zero only)."""
+        if self._trial is None:
+            import optuna
+
+            storage = studies.storage(self.folder)
+            study_id = storage.get_study_id_from_name(self.settings.name)
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, self.number)
+            study = optuna.load_study(study_name=self.settings.name, storage=storage,
+                                      sampler=optuna.samplers.RandomSampler(),  # never samples here
+                                      pruner=studies.make_pruner(self.settings))
+            self._trial = optuna.trial.Trial(study, trial_id)
+        return self._trial
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"validations": self.validations, "best": self.best}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.validations, self.best = state_dict["validations"], state_dict["best"]
+
+    def on_sanity_check_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._check_monitor(trainer)  # seconds into the first trial, before the Doctor's own check of it
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        self._check_monitor(trainer)
+        value = float(trainer.callback_metrics[self.settings.monitor])  # once per validation, not per step
+        self.validations += 1
+        if math.isfinite(value) and (self.best is None or (value > self.best if self.settings.mode == "max"
+                                                          else value < self.best)):
+            self.best = value
+        prune = False
+        if trainer.is_global_zero:
+            self.trial.report(value, self.validations)
+            prune = self.trial.should_prune()
+            if prune:
+                self.trial.set_user_attr(PRUNED_AT, self.validations)
+        if trainer.world_size > 1:
+            prune = trainer.strategy.broadcast(prune)
+        if prune:
+            self.pruned = True
+            trainer.should_stop = True
+            if trainer.is_global_zero:
+                print(f"trainkit tune: trial {self.number} pruned at validation {self.validations} "
+                      f"({self.settings.monitor}={value:.4g})", flush=True)
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        checkpoint = trainer.checkpoint_callback
+        value = self.best
+        if isinstance(checkpoint, ModelCheckpoint) and checkpoint.monitor == self.settings.monitor and (
+                checkpoint.best_model_score is not None):
+            value = float(checkpoint.best_model_score)  # the run's own best: what best.ckpt holds
+        if self.validations == 0:
+            self.trial.set_user_attr(FATAL, "the run finished without a validation, so there is nothing to tune on; "
+                                            "check --trainer.limit_val_batches and check_val_every_n_epoch")
+        else:  # NaN when every validation diverged: Optuna then marks the trial failed
+            self.trial.set_user_attr(VALUE, float("nan") if value is None else value)
+
+    def _check_monitor(self, trainer: Trainer) -> None:
+        monitor, logged = self.settings.monitor, sorted(trainer.callback_metrics)
+        if monitor in logged or (trainer.sanity_checking and not any(
+                name.split("/")[0] == monitor.split("/")[0] for name in logged)):
+            return  # during the sanity check, judge only a monitor whose stage has logged something
+        message = (f"--monitor {monitor} is never logged by the runs (they log: {', '.join(logged) or 'nothing'}); "
+                   "pass one of those to --monitor")
+        if trainer.is_global_zero:
+            self.trial.set_user_attr(FATAL, message)
+        raise ConfigError(message)
+
+
+class TrialCLI(TrainkitCLI):
+    """`trainkit fit` with a TrialReporter; the run folder, config.yaml and checkpoints are those of any run."""
+
+    def __init__(self, reporter: TrialReporter, args: list[str]) -> None:
+        self.reporter = reporter
+        super().__init__(args=args)
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
+        return super()._instantiate_trainer(config, [self.reporter, *callbacks])
+
+    def after_fit(self) -> None:
+        if self.reporter.pruned:  # a pruned trial is not worth a test pass
+            print(f"\ntrainkit fit stopped: pruned\n  run folder       {self.run_dir}", flush=True)
+            return
+        super().after_fit()
+
+
+def run_trial(folder: Path, number: int, fit_args: list[str]) -> None:
+    """Run trial `number` of the study in `folder` with the fit flags the runner built for it."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*args parameter is intended.*")
+        TrialCLI(TrialReporter(folder, number), ["fit", *fit_args])
+    sys.stdout.flush()
