@@ -20,7 +20,7 @@ from lightning.pytorch.loggers import Logger
 
 import trainkit.data  # noqa: F401  (registers the DataModules so `class_path: DigitsDataModule` works)
 import trainkit.tasks  # noqa: F401  (registers the task modules for short class_path names)
-from trainkit.callbacks import CLI_CALLBACKS
+from trainkit.callbacks import CLI_CALLBACKS, Throughput
 from trainkit.loggers import RunCSVLogger
 from trainkit.runs import plan_version, resolve_ckpt_path, run_dir_of_checkpoint
 from trainkit.tasks import TaskModule
@@ -158,7 +158,8 @@ class TrainkitCLI(LightningCLI):
             results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None, verbose=False)
             test_metrics = results[0] if results else {}
         if self.trainer.is_global_zero:
-            print(_summary(self.run_dir, checkpoint, test_metrics), flush=True)
+            speed = [line for c in self.trainer.callbacks if isinstance(c, Throughput) for line in c.summary()]
+            print(_summary(self.run_dir, checkpoint, test_metrics, speed), flush=True)
 
 
 def _progress_bar() -> ProgressBar:
@@ -172,7 +173,8 @@ def _progress_bar() -> ProgressBar:
     return TQDMProgressBar()
 
 
-def _summary(run_dir: Path | None, checkpoint: Callback | None, test_metrics: dict[str, float]) -> str:
+def _summary(run_dir: Path | None, checkpoint: Callback | None, test_metrics: dict[str, float],
+             extra: list[str] | None = None) -> str:
     """The few lines a person wants when fit ends: where things are and how good the result is."""
     lines = ["", "trainkit fit finished"]
     if run_dir is not None:
@@ -185,4 +187,5 @@ def _summary(run_dir: Path | None, checkpoint: Callback | None, test_metrics: di
         lines.append(f"  last checkpoint  {checkpoint.last_model_path}")
     for name, value in sorted(test_metrics.items()):
         lines.append(f"  {name:<16} {value:.4f}")
+    lines += extra or []  # e.g. Throughput's samples/s, step time, data wait and peak memory
     return "\n".join(lines)

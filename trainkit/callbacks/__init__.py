@@ -14,6 +14,7 @@ from trainkit.callbacks.progress import ThrottledProgressBar
 from trainkit.callbacks.run_checkpoint import RunCheckpoint
 from trainkit.callbacks.speed import Speed
 from trainkit.callbacks.swa import SWA
+from trainkit.callbacks.throughput import Throughput
 from trainkit.callbacks.training_monitor import TrainingMonitor
 from trainkit.callbacks.weight_init import WeightInit
 from trainkit.hpc import ExactResume, Preemption
@@ -34,10 +35,11 @@ CLI_CALLBACKS: dict[str, type[Callback]] = {
     "doctor": Doctor,
     "monitors": TrainingMonitor,
     "nan_guard": NonFiniteGuard,
+    "throughput": Throughput,
 }
 """Group name -> callback class. Arguments named `monitor`/`mode` follow the top-level --monitor/--mode."""
 
 __all__ = [
     "CLI_CALLBACKS", "EMA", "SWA", "BackboneFreeze", "Doctor", "EarlyStop", "ElasticNet", "LoRA", "NonFiniteGuard",
-    "PredictionWriter", "RunCheckpoint", "Speed", "ThrottledProgressBar", "TrainingMonitor", "WeightInit",
+    "PredictionWriter", "RunCheckpoint", "Speed", "ThrottledProgressBar", "Throughput", "TrainingMonitor", "WeightInit",
 ]
