@@ -7,6 +7,7 @@ from typing import Any
 
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.callbacks.progress.progress_bar import get_standard_metrics
 
 
 class ThrottledProgressBar(RichProgressBar):
@@ -43,6 +44,6 @@ class ThrottledProgressBar(RichProgressBar):
         self._fresh = True
 
     def get_metrics(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Any]:
-        if self._fresh or self._shown is None:
+        if self._fresh:
             self._shown = super().get_metrics(trainer, pl_module)
-        return self._shown
+        return self._shown if self._shown is not None else get_standard_metrics(trainer)

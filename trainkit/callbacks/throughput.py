@@ -141,8 +141,9 @@ class Throughput(Callback):
             totals[key] += value
         totals["peak_mem_gb"] = max(totals["peak_mem_gb"], peak)
         if log and trainer.is_global_zero:
+            step = trainer.fit_loop.epoch_loop._batches_that_stepped  # the row Lightning writes this step's loss in
             for logger in trainer.loggers:
-                logger.log_metrics(metrics, step=trainer.global_step)
+                logger.log_metrics(metrics, step=step)
         self._windows += 1
         self._new_window(now)
 

@@ -16,6 +16,7 @@ from trainkit.doctor.curves import Curves, Series
 
 MIN_TRAIN_POINTS = 8  # fewer logged training losses than this say nothing about a trend
 MIN_VAL_POINTS = 3  # validation trends need a start, a middle and an end
+INPUT_BOUND = 0.3  # waiting for data over 30% of the step time: faster loading would speed the run by over 1.4x
 
 
 @dataclass
@@ -50,6 +51,10 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "val_flat": ("val flat while train improves", ["label or data-preparation bug in the val split",
                                                    "train/val distribution shift", "class imbalance"]),
     "overfitting": ("overfitting", ["model memorises the training set: too little data or regularisation"]),
+    "input_bound": ("input-bound", ["too few loader workers", "slow decoding or augmentation",
+                                    "slow storage", "no pinned memory for host-to-device copies"]),
+    "sync_bound": ("sync-bound", ["a .item(), .cpu(), .tolist(), print(tensor) or bool(tensor) every step in the "
+                                  "task or a callback", "--nan_guard.action skip (reads the loss every step)"]),
 }
 
 
@@ -74,6 +79,10 @@ def diagnose(curves: Curves) -> list[Finding]:
         val = _val_rules(curves, train, trend)
         if val is not None and not any(f.case in ("diverging", "flat") for f in findings):
             findings.append(val)
+    for rule in (_input_bound, _sync_bound):  # speed cases: from the Throughput callback's metrics
+        finding = rule(curves)
+        if finding is not None:
+            findings.append(finding)
     for finding in findings:
         finding.causes = list(CASES[finding.case][1])
         finding.flags = _flags(finding, curves)
@@ -217,6 +226,26 @@ def _flat(train: Series, t: _Trend, curves: Curves) -> Finding | None:
                    f"train loss changed {100 * -t.drop:+.1f}% over the run ({t.head:.3g} -> {t.tail:.3g}){val_note}")
 
 
+def _input_bound(curves: Curves) -> Finding | None:
+    wait = curves.data_wait.finite()
+    if len(wait) >= 3:
+        wait = Series(wait.name, wait.steps[1:], wait.values[1:], wait.epochs[1:])  # the first starts the workers
+    if len(wait) < 2 or float(np.median(wait.values)) < INPUT_BOUND:
+        return None
+    return Finding("input_bound", int(wait.steps[0]), int(wait.steps[-1]),
+                   f"the loop waited for the next batch {100 * float(np.median(wait.values)):.0f}% of the step time "
+                   f"(median of {len(wait)} logging windows)")
+
+
+def _sync_bound(curves: Curves) -> Finding | None:
+    syncs = curves.syncs.finite()
+    if not len(syncs) or float(np.median(syncs.values)) < 1:
+        return None
+    return Finding("sync_bound", int(syncs.steps[0]), int(syncs.steps[-1]),
+                   f"{float(np.median(syncs.values)):.1f} host-device synchronisations per training step on steps "
+                   "that are not logged: the GPU queue drains every step")
+
+
 def _val_rules(curves: Curves, train: Series, t: _Trend | None) -> Finding | None:
     val = curves.val.finite()
     if len(val) < MIN_VAL_POINTS or t is None:
@@ -263,6 +292,16 @@ def _flags(finding: Finding, curves: Curves) -> list[str]:
         return [lr_up, "--model.init_args.scheduler.name onecycle", "--monitors.per_module true (vanishing grads)"]
     if finding.case == "flat":
         return [lr_up, "--monitors.per_module true (are gradients zero?)", "check requires_grad and the loss"]
+    if finding.case == "input_bound":
+        workers = int(_config_value(curves.config, "data", "init_args", "num_workers") or 0)
+        more = max(2, min(8, 2 * workers))
+        return [f"--data.init_args.num_workers {more}",
+                "pin_memory=True and persistent_workers=True in the DataLoader (trainkit's DataModules set both "
+                "where they pay: CUDA, num_workers > 0)", "lighter augmentation (--data.init_args.train_transform)",
+                "cache decoded samples, or stream them from local disk (litdata)"]
+    if finding.case == "sync_bound":
+        return ["torch.cuda.set_sync_debug_mode('warn') names each synchronising line",
+                "log with self.log(...) instead of reading values (.item()) every step", "--nan_guard.action stop"]
     if finding.case == "val_flat":
         return ["check val labels and preprocessing match train", "compare class counts of train and val"]
     epoch = finding.stop_epoch
