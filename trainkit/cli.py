@@ -21,6 +21,7 @@ from lightning.pytorch.loggers import Logger
 import trainkit.data  # noqa: F401  (registers the DataModules so `class_path: DigitsDataModule` works)
 import trainkit.tasks  # noqa: F401  (registers the task modules for short class_path names)
 from trainkit.callbacks import CLI_CALLBACKS, Throughput
+from trainkit.callbacks._dispatch import NoProfiler, skip_unused_hooks
 from trainkit.loggers import RunCSVLogger
 from trainkit.runs import plan_version, resolve_ckpt_path, run_dir_of_checkpoint
 from trainkit.tasks import TaskModule
@@ -127,7 +128,11 @@ class TrainkitCLI(LightningCLI):
         config["callbacks"] = user_callbacks
         if config.get("logger") in (None, True):
             config["logger"] = self._run_loggers()
-        return super()._instantiate_trainer(config, callbacks)
+        if config.get("profiler") is None:
+            config["profiler"] = NoProfiler()
+        trainer = super()._instantiate_trainer(config, callbacks)
+        skip_unused_hooks(trainer.callbacks)  # see trainkit/callbacks/_dispatch.py: ~2 µs per callback per hook
+        return trainer
 
     def _run_loggers(self) -> list[Logger]:
         """CSV metrics always, TensorBoard too when installed, all in one run folder."""

@@ -24,12 +24,12 @@ class NonFiniteGuardError(RuntimeError):
 class NonFiniteGuard(Callback):
     """Watches the loss of every step for NaN/Inf without reading it back each step.
 
-    `stop` (the default) keeps a device-side note of the first step whose loss was non-finite and reads it only on
-    logging steps, before every validation and checkpoint: no host-device sync on the other steps. At each check
-    that finds the run clean, every parameter and buffer (BatchNorm statistics included) is verified finite and
-    copied aside (one copy of the weights on their device); on a trip those are restored, saved as
-    `last-good-stepN.ckpt` (weights only), and the run stops with NonFiniteGuardError naming the step, the batch and
-    the likely cause, so no later checkpoint, `best` or test ever sees non-finite weights.
+    `stop` (the default) writes each step's loss into a small ring on the device (one copy, no read) and reads the
+    ring back only on logging steps, before every validation and step checkpoint: no host-device sync on the other
+    steps. At each check that finds the run clean, every parameter and buffer (BatchNorm statistics included) is
+    verified finite and copied aside (one copy of the weights on their device); on a trip those are restored, saved
+    as `last-good-stepN.ckpt` (weights only), and the run stops with NonFiniteGuardError naming the first bad step,
+    its batch and the likely cause, so no later checkpoint, `best` or test ever sees non-finite weights.
     `skip` reads the loss at every optimizer step (one sync per step, as fp16's GradScaler does) to drop exactly the
     bad update, and restores the buffers that step's forward pass changed.
     """
@@ -38,8 +38,9 @@ class NonFiniteGuard(Callback):
         """Args:
         action: `stop` ends the run (exit 1) after saving the last finite weights; `skip` drops each bad update
             and trains on (one host-device sync per step); `off` disables the guard.
-        check_grads: also fold the total gradient norm into every step's check, so a step whose gradients are
-            non-finite while its loss is finite is named exactly (costs a norm over all gradients per step).
+        check_grads: also record the total gradient norm of every step, so a step whose gradients are non-finite
+            while its loss is finite is named exactly (a norm over all gradients per step); without it that step
+            shows as the next one, whose loss the bad update made non-finite.
         """
         self.action = action
         self.check_grads = check_grads
@@ -52,10 +53,9 @@ class NonFiniteGuard(Callback):
         self._buffers: list[Tensor] = []
         self._snapshot: list[Tensor] = []
         self._buffer_backup: list[Tensor] = []
-        self._snapshot_step = 0
-        self._first_bad: Tensor | None = None
-        self._bad_values: Tensor | None = None
-        self._recent: Tensor | None = None
+        self._snapshot_step = self._first_unchecked = self._first_step = 0
+        self._losses: Tensor | None = None
+        self._norms: Tensor | None = None
         self._checkpoint_every: list[int] = []
         self._fp16_scaler = self._distributed = False
 
@@ -72,15 +72,15 @@ class NonFiniteGuard(Callback):
         self._buffers = [t for t in self._tensors if id(t) not in params]
         self._snapshot = [t.detach().clone() for t in self._tensors]
         self._buffer_backup = [t.detach().clone() for t in self._buffers] if self.action == "skip" else []
-        self._snapshot_step = trainer.global_step
-        device = pl_module.device
-        self._first_bad = torch.full((), -1, dtype=torch.long, device=device)
-        self._bad_values = torch.zeros(2, device=device)
-        self._recent = torch.full((RECENT,), math.nan, device=device)
-        self._fp16_scaler = getattr(trainer.precision_plugin, "scaler", None) is not None
-        self._distributed = trainer.world_size > 1
+        self._snapshot_step = self._first_unchecked = self._first_step = trainer.global_step
         self._checkpoint_every = [c._every_n_train_steps for c in trainer.callbacks
                                   if isinstance(c, ModelCheckpoint) and c._every_n_train_steps]
+        # The ring holds every step since the last check: checks come at least every `size - 1` steps.
+        size = max(RECENT, trainer.log_every_n_steps, *self._checkpoint_every) + 1
+        self._losses = torch.zeros(size, device=pl_module.device)
+        self._norms = torch.zeros(size, device=pl_module.device) if self.check_grads else None
+        self._fp16_scaler = getattr(trainer.precision_plugin, "scaler", None) is not None
+        self._distributed = trainer.world_size > 1
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
         self._where[trainer.global_step] = (trainer.current_epoch, batch_idx)
@@ -90,34 +90,30 @@ class NonFiniteGuard(Callback):
 
     def on_before_backward(self, trainer: Trainer, pl_module: LightningModule, loss: Tensor) -> None:
         # Summed over accumulated micro-batches: the sum is non-finite if any of them was.
-        loss = loss.detach().float()
+        loss = loss.detach()
         self._loss = loss if self._loss is None else self._loss + loss
 
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:
-        if self._loss is None or self._first_bad is None:
+        if self._loss is None or self._losses is None:
             return
         loss, self._loss = self._loss, None
-        step = trainer.global_step
-        norm = torch.zeros((), device=loss.device)
-        if self.check_grads and not self._fp16_scaler:  # fp16 loss scaling: inf gradients are normal, skipped
+        slot = trainer.global_step % len(self._losses)
+        self._losses[slot] = loss  # a copy on the device: nothing is read back here
+        norm = None
+        if self._norms is not None and not self._fp16_scaler:  # fp16 loss scaling: inf gradients are normal
             grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
             if grads:
-                norm = torch.nn.utils.get_total_norm(grads).float().to(loss.device)
-        self._recent[step % RECENT] = loss
+                norm = torch.nn.utils.get_total_norm(grads)
+                self._norms[slot] = norm
         if self.action == "skip":
             self._skip_if_bad(trainer, pl_module, loss, norm)
-            return
-        bad = ~torch.isfinite(loss + norm)
-        new = bad & (self._first_bad < 0)
-        # Device-side only: the step and its values are read back at the next check, never here.
-        self._first_bad = torch.where(new, step, self._first_bad)
-        self._bad_values = torch.where(new, torch.stack([loss, norm]), self._bad_values)
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         step = trainer.global_step
         # The loggers read the loss on these steps anyway; checkpoints by step must never hold non-finite weights.
-        if trainer._logger_connector.should_update_logs or any(step % n == 0 for n in self._checkpoint_every):
+        if (trainer._logger_connector.should_update_logs or any(step % n == 0 for n in self._checkpoint_every)
+                or (self._losses is not None and step - self._first_unchecked >= len(self._losses) - 1)):
             self._check(trainer, pl_module)
 
     def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -128,34 +124,42 @@ class NonFiniteGuard(Callback):
         self._check(trainer, pl_module)
 
     def _check(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self._first_bad is None:
-            return
-        finite = torch.stack([torch.isfinite(t).all() for t in self._tensors]).all() if self._tensors else None
-        state = torch.stack([self._first_bad.float(), (~finite).float() if finite is not None else
-                             torch.zeros((), device=self._first_bad.device)])
+        if self._losses is None or trainer.global_step == self._first_unchecked:
+            return  # no step since the last check: nothing changed
+        parts = [self._losses] + ([self._norms] if self._norms is not None else [])
+        if self._tensors:
+            parts.append((~torch.stack([torch.isfinite(t).all() for t in self._tensors]).all()).float().view(1))
+        values = torch.cat([p.float() for p in parts]).tolist()  # the one read: logging steps, validation, checkpoints
+        size = len(self._losses)
+        losses, norms = values[:size], values[size: 2 * size] if self._norms is not None else [0.0] * size
+        weights_bad = bool(self._tensors) and values[-1] > 0
+        steps = range(self._first_unchecked, trainer.global_step)
+        first_bad = next((s for s in steps if not math.isfinite(losses[s % size] + norms[s % size])), -1)
         if self._distributed:  # every process must agree, or one would stop while the others wait for it
-            state = trainer.strategy.reduce(state.clone(), reduce_op="max")
-        first_bad, weights_bad = state.tolist()  # the one read: on logging steps, before validation and checkpoints
-        if first_bad < 0 and not weights_bad:
+            tripped = trainer.strategy.reduce_boolean_decision(first_bad >= 0 or weights_bad, all=False)
+        else:
+            tripped = first_bad >= 0 or weights_bad
+        if not tripped:
             _copy(self._snapshot, self._tensors)
-            self._snapshot_step = trainer.global_step
+            self._snapshot_step = self._first_unchecked = trainer.global_step
             self._where = {}
             return
-        step = int(first_bad) if first_bad >= 0 else trainer.global_step - 1
-        loss, norm = self._bad_values.tolist() if first_bad >= 0 else (math.nan, math.nan)
         _copy(self._tensors, self._snapshot)
-        self._first_bad = None  # tripped once: the later hooks of this failing run check nothing
-        self._trip(trainer, pl_module, step, loss, norm, weights_only=first_bad < 0)
+        self._losses = None  # tripped once: the later hooks of this failing run check nothing
+        if first_bad < 0:
+            self._trip(trainer, pl_module, trainer.global_step - 1, math.nan, math.nan, weights_only=True)
+        recent = [losses[s % size] for s in range(max(self._first_step, trainer.global_step - size + 1), first_bad)]
+        self._trip(trainer, pl_module, first_bad, losses[first_bad % size], norms[first_bad % size], recent=recent)
 
     def _trip(self, trainer: Trainer, pl_module: LightningModule, step: int, loss: float, norm: float,
-              weights_only: bool) -> None:
+              weights_only: bool = False, recent: list[float] | None = None) -> None:
         epoch, batch_idx = self._where.get(step, (trainer.current_epoch, -1))
         if weights_only:
             what = "the weights went non-finite while every loss was finite"
             cause = "an update too large for the weights: LR too high (try a lower LR)"
         else:
             what = _what(loss, norm)
-            cause = self._likely_cause(loss, step)
+            cause = self._likely_cause(loss, step, recent or [])
         saved = self._save(trainer, self._snapshot_step)
         self.events.append({"step": step, "epoch": epoch, "batch_idx": batch_idx, "what": what, "cause": cause,
                             "saved": saved})
@@ -167,8 +171,10 @@ class NonFiniteGuard(Callback):
             f"weights known to be finite (step {self._snapshot_step}, every parameter and buffer) are saved to "
             f"{saved}; the run stops (use --nan_guard.action skip to drop bad steps and train on)")
 
-    def _skip_if_bad(self, trainer: Trainer, pl_module: LightningModule, loss: Tensor, norm: Tensor) -> None:
-        loss_value, norm_value = torch.stack([loss, norm]).tolist()  # `skip` must decide now: one read per step
+    def _skip_if_bad(self, trainer: Trainer, pl_module: LightningModule, loss: Tensor, norm: Tensor | None) -> None:
+        # `skip` must decide before the update: one read per step.
+        loss_value, norm_value = torch.stack([loss.float(), norm.float() if norm is not None else
+                                              torch.zeros((), device=loss.device)]).tolist()
         bad = not (math.isfinite(loss_value) and math.isfinite(norm_value))
         if self._distributed:
             bad = trainer.strategy.reduce_boolean_decision(bad, all=False)
@@ -179,7 +185,12 @@ class NonFiniteGuard(Callback):
         _copy(self._buffers, self._buffer_backup)  # and the bad batch's BatchNorm update with it
         step = trainer.global_step
         epoch, batch_idx = self._where.get(step, (trainer.current_epoch, -1))
-        what, cause = _what(loss_value, norm_value), self._likely_cause(loss_value, step)
+        size = len(self._losses)
+        recent = self._losses.roll(-(step % size) - 1).tolist()[-min(RECENT, step - self._first_step) - 1:-1]
+        what, cause = _what(loss_value, norm_value), self._likely_cause(loss_value, step, recent)
+        self._losses[step % size] = 0.0  # dropped: the next check judges only the steps that were applied
+        if self._norms is not None:
+            self._norms[step % size] = 0.0
         saved = self._save(trainer, step) if not self.events else None
         self.events.append({"step": step, "epoch": epoch, "batch_idx": batch_idx, "what": what, "cause": cause,
                             "saved": saved})
@@ -189,12 +200,11 @@ class NonFiniteGuard(Callback):
         rank_zero_warn(f"trainkit: non-finite value at step {step} (epoch {epoch}, batch {batch_idx}): {what}; "
                        f"likely {cause}; {kept}the step was skipped")
 
-    def _likely_cause(self, loss: float, step: int) -> str:
+    def _likely_cause(self, loss: float, step: int, recent: list[float]) -> str:
         # Only the newest step's batch is held (holding every batch since the last check would cost device memory).
         if step == max(self._where, default=-1) and not _all_finite(self._batch):
             return "bad data: the batch itself holds NaN/Inf"
-        recent = self._recent.roll(-(step % RECENT) - 1).tolist()[:-1]  # oldest first, the bad step left out
-        finite = [v for v in recent if math.isfinite(v)]
+        finite = [v for v in recent[-RECENT:] if math.isfinite(v)]  # oldest first, up to the bad step
         if len(finite) >= 5 and finite[-1] > 4 * min(finite):
             return (f"divergence: the loss rose from {min(finite):.3g} to {finite[-1]:.3g} over the last "
                     f"{len(finite)} steps (LR too high; try --trainer.gradient_clip_val 1.0 and a lower LR)")
