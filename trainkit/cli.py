@@ -154,6 +154,12 @@ class TrainkitCLI(LightningCLI):
             loggers.append(TensorBoardLogger(save_dir=str(save_dir), name="", version=version, default_hp_metric=False))
         return loggers
 
+    def fit(self, **kwargs: Any) -> None:
+        """Lightning's fit; with --batch_size.oom_recovery, restarted at half the batch after running out of memory."""
+        from trainkit.callbacks.batch_size import fit_with_oom_recovery
+
+        fit_with_oom_recovery(self.trainer, **kwargs)
+
     def after_fit(self) -> None:
         cfg = self.config.fit
         test_metrics: dict[str, float] = {}

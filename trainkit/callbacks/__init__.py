@@ -3,6 +3,7 @@
 from lightning.pytorch import Callback
 
 from trainkit.callbacks.backbone_freeze import BackboneFreeze
+from trainkit.callbacks.batch_size import BatchSize
 from trainkit.callbacks.doctor import Doctor
 from trainkit.callbacks.early_stop import EarlyStop
 from trainkit.callbacks.elastic_net import ElasticNet
@@ -36,10 +37,12 @@ CLI_CALLBACKS: dict[str, type[Callback]] = {
     "monitors": TrainingMonitor,
     "nan_guard": NonFiniteGuard,
     "throughput": Throughput,
+    "batch_size": BatchSize,
 }
 """Group name -> callback class. Arguments named `monitor`/`mode` follow the top-level --monitor/--mode."""
 
 __all__ = [
-    "CLI_CALLBACKS", "EMA", "SWA", "BackboneFreeze", "Doctor", "EarlyStop", "ElasticNet", "LoRA", "NonFiniteGuard",
-    "PredictionWriter", "RunCheckpoint", "Speed", "ThrottledProgressBar", "Throughput", "TrainingMonitor", "WeightInit",
+    "CLI_CALLBACKS", "EMA", "SWA", "BackboneFreeze", "BatchSize", "Doctor", "EarlyStop", "ElasticNet", "LoRA",
+    "NonFiniteGuard", "PredictionWriter", "RunCheckpoint", "Speed", "ThrottledProgressBar", "Throughput",
+    "TrainingMonitor", "WeightInit",
 ]
