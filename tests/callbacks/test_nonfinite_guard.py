@@ -136,3 +136,23 @@ def test_cli_run_stopped_by_the_guard_exits_non_zero_and_tests_nothing(
     assert any(p.name.startswith("last-good") for p in checkpoints)
     for path in checkpoints:  # best, last and last-good: every tensor finite
         assert _all_finite(_state(path)), path.name
+
+
+class _InfGrad(Callback):
+    """Makes one gradient Inf at step `at_step` while the loss stays finite (an overflow in backward)."""
+
+    def __init__(self, at_step: int) -> None:
+        self.at_step = at_step
+
+    def on_after_backward(self, trainer: Trainer, pl_module) -> None:  # noqa: ANN001
+        if trainer.global_step == self.at_step:
+            next(pl_module.parameters()).grad.view(-1)[0] = math.inf
+
+
+@pytest.mark.parametrize(("check_grads", "named"), [(True, BAD_STEP), (False, BAD_STEP + 1)])
+def test_check_grads_names_the_step_whose_gradients_broke(tmp_path: Path, check_grads: bool, named: int) -> None:
+    guard = NonFiniteGuard("stop", check_grads=check_grads)
+    with pytest.raises(NonFiniteGuardError, match=f"step {named} "):
+        train_tiny(tmp_path, epochs=1, log_every=10, callbacks=[_InfGrad(BAD_STEP), guard])
+    # Without the gradient norm the bad update shows one step later, in the loss it made non-finite.
+    assert "gradient norm=inf" in guard.events[0]["what"] or not check_grads
