@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -10,7 +9,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
-from trainkit.errors import ConfigError
+from trainkit.errors import ConfigError, did_you_mean
 from trainkit.optim.lr_scaling import Scaling, effective_batch_size, scale_lr
 from trainkit.optim.param_groups import BackboneSplit, build_param_groups
 
@@ -56,9 +55,8 @@ class OptimizerConfig:
 
         known = list_optimizers()
         if self.name.lower() not in known:
-            close = difflib.get_close_matches(self.name.lower(), known, n=3)
-            hint = f"did you mean {' or '.join(close)}? " if close else ""
-            raise ConfigError(f"optimizer '{self.name}' is not known; {hint}choose one of: {', '.join(sorted(known))}")
+            raise ConfigError(f"optimizer '{self.name}' is not known; {did_you_mean(self.name.lower(), known)}"
+                              f"choose one of: {', '.join(sorted(known))}")
         return get_optimizer_info(self.name.lower())
 
     def scaled_lr(self, trainer: Trainer | None) -> float:
