@@ -146,6 +146,7 @@ SCHEDULES: dict[str, Schedule] = {
     "warmup_cosine": shaped(shapes.cosine, warmup=DEFAULT_WARMUP),
     "linear": shaped(shapes.linear),
     "warmup_linear": shaped(shapes.linear, warmup=DEFAULT_WARMUP),
+    "polynomial": shaped(shapes.polynomial),
     "inverse_sqrt": shaped(shapes.inverse_sqrt),
     "onecycle": Schedule(_onecycle, OneCycle, "torch's OneCycleLR (LR and momentum cycling); `warmup` is its rising "
                          "part", fixed=("optimizer", "max_lr", "total_steps", "epochs", "steps_per_epoch", "pct_start"),

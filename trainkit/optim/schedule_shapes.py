@@ -65,6 +65,11 @@ def linear(s: int, n: int, floor: float) -> float:
     return 1 - (1 - floor) * _progress(s, n)
 
 
+def polynomial(s: int, n: int, floor: float, power: float = 1.0) -> float:
+    """floor + (1 - floor) * (1 - s / (n - 1)) ** power: decay to the floor, as transformers' polynomial schedule."""
+    return floor + (1 - floor) * (1 - _progress(s, n)) ** power
+
+
 def inverse_sqrt(s: int, n: int, floor: float, warmup: int = 0, timescale: float | None = None) -> float:
     """1 / sqrt(1 + s / timescale), timescale = the warmup length by default: fairseq's sqrt(warmup / t)."""
     return max(floor, 1 / math.sqrt(1 + s / max(1.0, timescale or warmup)))
