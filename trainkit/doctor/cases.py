@@ -26,7 +26,7 @@ from trainkit.doctor.evidence import (
 
 CLIP = "--trainer.gradient_clip_val 1.0"
 SKIP_NONFINITE = "--nan_guard.action skip"
-PER_MODULE = "--monitors.per_module true"
+PER_MODULE = "--train_stats.per_module true"
 
 
 @dataclass(frozen=True)

@@ -170,7 +170,7 @@ def monitored_metrics(trainer: Trainer) -> dict[str, list[str]]:
     for callback in trainer.callbacks:
         if isinstance(callback, ModelCheckpoint) and callback.monitor:
             watched.setdefault(callback.monitor, []).append("checkpoint")
-        elif isinstance(callback, EarlyStopping) and getattr(callback, "enabled", True) and callback.monitor:
+        elif isinstance(callback, EarlyStopping) and callback.monitor:
             watched.setdefault(callback.monitor, []).append("early stopping")
     for config in trainer.lr_scheduler_configs:
         if config.reduce_on_plateau and config.monitor:

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class OptimizerConfig:
-    """Which optimizer to build and with what arguments (`--model.optimizer.name lion --model.optimizer.lr 1e-4`)."""
+    """Which optimizer to build and with what arguments (`--model.init_args.optimizer.name lion
+    --model.init_args.optimizer.lr 1e-4`)."""
 
     name: str = "adamw"
     """Optimizer name known to timm: sgd, momentum, adam, adamw, rmsprop, adagrad, lion, lamb, lars, ..."""
@@ -111,5 +112,5 @@ class OptimizerConfig:
                 raise
             raise ConfigError(
                 f"optimizer '{self.name}' has no '{self.implementation}' implementation here ({error}); "
-                "set --model.optimizer.implementation auto"
+                "set --model.init_args.optimizer.implementation auto"
             ) from error

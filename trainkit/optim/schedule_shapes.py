@@ -3,7 +3,7 @@
 Closed forms rather than torch's chainable schedulers: a factor composes with warmup for every shape, applies to
 every param group's own base LR (discriminative LRs), and lets groups join later (unfreezing) at the right point.
 Each shape is `shape(s, n, floor, **kwargs)`: the factor at interval `s` of the `n` intervals after warmup; its
-keyword arguments are the `--model.scheduler.kwargs` it accepts.
+keyword arguments are the `--model.init_args.scheduler.kwargs` it accepts.
 """
 
 from __future__ import annotations
