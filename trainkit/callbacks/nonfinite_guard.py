@@ -61,7 +61,7 @@ class NonFiniteGuard(Callback):
 
     @property
     def enabled(self) -> bool:
-        """Whether the guard watches the run; a disabled callback is not handed to the Trainer."""
+        """Whether the guard is on (`action` stop or skip); a disabled callback is not handed to the Trainer."""
         return self.action != "off"
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
