@@ -11,7 +11,8 @@ from trainkit.callbacks import CLI_CALLBACKS
 from trainkit.cli import TrainkitCLI
 
 # With every option at its default, these groups have work to do; the others are off until configured.
-ON_BY_DEFAULT = {"checkpoint", "predictions", "resume", "preemption", "doctor", "train_stats", "nan_guard"}
+ON_BY_DEFAULT = {"checkpoint", "predictions", "resume", "preemption", "doctor", "train_stats", "nan_guard",
+                 "throughput"}
 
 
 def test_every_cli_callback_says_enabled() -> None:
