@@ -28,7 +28,8 @@ def skip_unused_hooks(callbacks: Iterable[Callback]) -> None:
     for callback in callbacks:
         for name in PER_BATCH_HOOKS:
             if getattr(type(callback), name, None) is getattr(Callback, name):
-                setattr(callback, name, None)
+                with contextlib.suppress(AttributeError):  # a callback with __slots__ keeps its no-op hooks
+                    setattr(callback, name, None)
 
 
 class NoProfiler(PassThroughProfiler):
