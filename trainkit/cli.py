@@ -20,7 +20,8 @@ from lightning.pytorch.loggers import Logger
 
 import trainkit.data  # noqa: F401  (registers the DataModules so `class_path: DigitsDataModule` works)
 import trainkit.tasks  # noqa: F401  (registers the task modules for short class_path names)
-from trainkit.callbacks import CLI_CALLBACKS
+from trainkit.callbacks import CLI_CALLBACKS, Throughput, attached
+from trainkit.callbacks._dispatch import NoProfiler, skip_unused_hooks
 from trainkit.loggers import RunCSVLogger
 from trainkit.runs import plan_version, resolve_ckpt_path, run_dir_of_checkpoint
 from trainkit.tasks import TaskModule
@@ -115,9 +116,7 @@ class TrainkitCLI(LightningCLI):
         for callback in callbacks:  # preflight hooks (e.g. Doctor) see the Trainer arguments before Lightning does
             if hasattr(callback, "check_trainer_config"):
                 callback.check_trainer_config(config)
-        # A callback switched off by its options (EMA without a decay, no freezing, ...) is left out: Lightning calls
-        # every callback's hooks at every step, and each no-op call costs a few microseconds of Python.
-        callbacks = [c for c in callbacks if getattr(c, "enabled", True) is not False]
+        callbacks = attached(callbacks)  # a callback switched off by its options (EMA without a decay, ...) is left out
         if config.get("enable_checkpointing") is False:
             callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
         user_callbacks = list(config.get("callbacks") or [])
@@ -127,7 +126,11 @@ class TrainkitCLI(LightningCLI):
         config["callbacks"] = user_callbacks
         if config.get("logger") in (None, True):
             config["logger"] = self._run_loggers()
-        return super()._instantiate_trainer(config, callbacks)
+        if config.get("profiler") is None:
+            config["profiler"] = NoProfiler()
+        trainer = super()._instantiate_trainer(config, callbacks)
+        skip_unused_hooks(trainer.callbacks)  # see trainkit/callbacks/_dispatch.py: ~2 µs per callback per hook
+        return trainer
 
     def _run_loggers(self) -> list[Logger]:
         """CSV metrics always, TensorBoard too when installed, all in one run folder."""
@@ -149,6 +152,12 @@ class TrainkitCLI(LightningCLI):
             loggers.append(TensorBoardLogger(save_dir=str(save_dir), name="", version=version, default_hp_metric=False))
         return loggers
 
+    def fit(self, **kwargs: Any) -> None:
+        """Lightning's fit; with --batch_size.oom_recovery, restarted at half the batch after running out of memory."""
+        from trainkit.callbacks.batch_size import fit_with_oom_recovery
+
+        fit_with_oom_recovery(self.trainer, **kwargs)
+
     def after_fit(self) -> None:
         cfg = self.config.fit
         test_metrics: dict[str, float] = {}
@@ -158,7 +167,8 @@ class TrainkitCLI(LightningCLI):
             results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None, verbose=False)
             test_metrics = results[0] if results else {}
         if self.trainer.is_global_zero:
-            print(_summary(self.run_dir, checkpoint, test_metrics), flush=True)
+            speed = [line for c in self.trainer.callbacks if isinstance(c, Throughput) for line in c.summary()]
+            print(_summary(self.run_dir, checkpoint, test_metrics, speed), flush=True)
 
 
 def _progress_bar() -> ProgressBar:
@@ -172,7 +182,8 @@ def _progress_bar() -> ProgressBar:
     return TQDMProgressBar()
 
 
-def _summary(run_dir: Path | None, checkpoint: Callback | None, test_metrics: dict[str, float]) -> str:
+def _summary(run_dir: Path | None, checkpoint: Callback | None, test_metrics: dict[str, float],
+             extra: list[str] | None = None) -> str:
     """The few lines a person wants when fit ends: where things are and how good the result is."""
     lines = ["", "trainkit fit finished"]
     if run_dir is not None:
@@ -185,4 +196,5 @@ def _summary(run_dir: Path | None, checkpoint: Callback | None, test_metrics: di
         lines.append(f"  last checkpoint  {checkpoint.last_model_path}")
     for name, value in sorted(test_metrics.items()):
         lines.append(f"  {name:<16} {value:.4f}")
+    lines += extra or []  # e.g. Throughput's samples/s, step time, data wait and peak memory
     return "\n".join(lines)

@@ -16,6 +16,7 @@ def test_smoke_run_fills_the_table(workdir, capsys) -> None:  # noqa: ANN001
     # 2 models x (wall, CPU) x (bare Lightning, trainkit fit), each against the hand loop
     assert sum(name.startswith("trainkit fit vs hand loop") for name in names) == 4
     assert sum(name.startswith("bare Lightning vs hand loop") for name in names) == 4
+    assert sum(name.startswith("trainkit fit vs bare Lightning") for name in names) == 4
     assert sum(name.startswith("start-up") for name in names) == 3
     assert sum(name.startswith("int8 export") for name in names) == 1  # smoke: the digits MLP only
     assert sum(name.startswith("input pipeline") for name in names) == 2  # folder vs shards, CPU vs GPU decode

@@ -1,8 +1,11 @@
 """Callbacks. Those in CLI_CALLBACKS are always present and configurable as top-level groups (`--checkpoint.*`)."""
 
+from collections.abc import Iterable
+
 from lightning.pytorch import Callback
 
 from trainkit.callbacks.backbone_freeze import BackboneFreeze
+from trainkit.callbacks.batch_size import BatchSize
 from trainkit.callbacks.doctor import Doctor
 from trainkit.callbacks.early_stop import EarlyStop
 from trainkit.callbacks.elastic_net import ElasticNet
@@ -14,6 +17,7 @@ from trainkit.callbacks.progress import ThrottledProgressBar
 from trainkit.callbacks.run_checkpoint import RunCheckpoint
 from trainkit.callbacks.speed import Speed
 from trainkit.callbacks.swa import SWA
+from trainkit.callbacks.throughput import Throughput
 from trainkit.callbacks.training_monitor import TrainingMonitor
 from trainkit.callbacks.weight_init import WeightInit
 from trainkit.hpc import ExactResume, Preemption
@@ -32,12 +36,22 @@ CLI_CALLBACKS: dict[str, type[Callback]] = {
     "resume": ExactResume,
     "preemption": Preemption,
     "doctor": Doctor,
-    "monitors": TrainingMonitor,
+    "train_stats": TrainingMonitor,
     "nan_guard": NonFiniteGuard,
+    "throughput": Throughput,
+    "batch_size": BatchSize,
 }
-"""Group name -> callback class. Arguments named `monitor`/`mode` follow the top-level --monitor/--mode."""
+"""Group name -> callback class. Arguments named `monitor`/`mode` follow the top-level --monitor/--mode. Each says
+`enabled`; the CLI attaches only the enabled ones, so their hooks never check again."""
+
+
+def attached(callbacks: Iterable[Callback]) -> list[Callback]:
+    """The callbacks a Trainer gets: those whose `enabled` is False are left out."""
+    # Lightning calls every callback's hooks at every step, and each no-op call costs a few microseconds of Python.
+    return [c for c in callbacks if getattr(c, "enabled", True) is not False]
 
 __all__ = [
-    "CLI_CALLBACKS", "EMA", "SWA", "BackboneFreeze", "Doctor", "EarlyStop", "ElasticNet", "LoRA", "NonFiniteGuard",
-    "PredictionWriter", "RunCheckpoint", "Speed", "ThrottledProgressBar", "TrainingMonitor", "WeightInit",
+    "CLI_CALLBACKS", "EMA", "SWA", "BackboneFreeze", "BatchSize", "Doctor", "EarlyStop", "ElasticNet", "LoRA",
+    "NonFiniteGuard", "PredictionWriter", "attached", "RunCheckpoint", "Speed", "ThrottledProgressBar", "Throughput",
+    "TrainingMonitor", "WeightInit",
 ]

@@ -50,6 +50,10 @@ class Curves:
     nonfinite_steps: list[int]
     config: dict[str, Any]
     """The run's saved config.yaml (empty when absent)."""
+    data_wait: Series = field(default_factory=lambda: Series("train/data_wait_frac"))
+    """Fraction of step time the loop waited for the next batch (the Throughput callback), per logging window."""
+    syncs: Series = field(default_factory=lambda: Series("train/syncs_per_step"))
+    """Host-device synchronisations per step on steps that are not logged (CUDA runs only)."""
 
 
 def is_run_dir(path: str | Path) -> bool:
@@ -118,6 +122,8 @@ def load_curves(run_dir: str | Path) -> Curves:
         grad_norm=get("train/grad_norm"),
         nonfinite_steps=sorted({int(s) for s, v in zip(nonfinite.steps, nonfinite.values, strict=True) if v}),
         config=config,
+        data_wait=get("train/data_wait_frac"),
+        syncs=get("train/syncs_per_step"),
     )
 
 
