@@ -11,19 +11,21 @@ from lightning.pytorch import seed_everything
 REPO = Path(__file__).resolve().parents[1]
 DIGITS_CONFIG = REPO / "configs" / "classification" / "digits.yaml"
 
+
+
+def tiny_argv(config: str | Path, *flags: str | Path, epochs: int = 1, **trainer: int) -> list[str]:
+    """`--config CONFIG FLAGS...` and the trainer flags of a seconds-long CLI test: `epochs` epochs, no progress bar
+    or model summary, and `--trainer.KEY VALUE` for each keyword (limit_train_batches=4, ...)."""
+    return [
+        "--config", str(config), *map(str, flags), "--trainer.max_epochs", str(epochs),
+        *[arg for key, value in trainer.items() for arg in (f"--trainer.{key}", str(value))],
+        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+    ]
+
+
 # A few-second version of the digits experiment: timm's tiny test_resnet on 16 px images, a few batches.
-TINY_DIGITS = [
-    "--config", str(DIGITS_CONFIG),
-    "--model.init_args.backbone", "test_resnet",
-    "--data.init_args.image_size", "16",
-    "--trainer.max_epochs", "1",
-    "--trainer.limit_train_batches", "4",
-    "--trainer.limit_val_batches", "2",
-    "--trainer.limit_test_batches", "2",
-    "--trainer.enable_progress_bar", "false",
-    "--trainer.enable_model_summary", "false",
-    "--trainer.log_every_n_steps", "2",
-]
+TINY_DIGITS = tiny_argv(DIGITS_CONFIG, "--model.init_args.backbone", "test_resnet", "--data.init_args.image_size", "16",
+                        limit_train_batches=4, limit_val_batches=2, limit_test_batches=2, log_every_n_steps=2)
 
 
 @pytest.fixture(autouse=True)

@@ -113,6 +113,7 @@ class TrainkitCLI(LightningCLI):
             )
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
+        # Private LightningCLI hook: the one place that holds the Trainer arguments and callbacks before the Trainer.
         for callback in callbacks:  # preflight hooks (e.g. Doctor) see the Trainer arguments before Lightning does
             if hasattr(callback, "check_trainer_config"):
                 callback.check_trainer_config(config)

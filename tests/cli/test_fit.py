@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import textwrap
 from pathlib import Path
 
@@ -10,11 +9,7 @@ import pytest
 import torch
 
 from tests.conftest import TINY_DIGITS
-
-
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open() as file:
-        return list(csv.DictReader(file))
+from tests.metrics_csv import read_rows
 
 
 def _last(rows: list[dict[str, str]], key: str) -> float:
@@ -28,7 +23,7 @@ def test_fit_writes_run_folder_and_test_reproduces_it(workdir: Path, trainkit, c
     assert (run / "checkpoints" / "best.ckpt").is_file()
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert list(run.glob("events.out.tfevents.*")), "TensorBoard events are written when tensorboard is installed"
-    rows = _rows(run / "metrics.csv")
+    rows = read_rows(run / "metrics.csv")
     fit_test_acc = _last(rows, "test/acc")  # the digits config asks for a test after fit
     assert 0.0 <= fit_test_acc <= 1.0
     assert {"train/loss_step", "val/acc", "val/f1", "val/acc_top5", "train/lr"} <= set(rows[0])
@@ -37,7 +32,7 @@ def test_fit_writes_run_folder_and_test_reproduces_it(workdir: Path, trainkit, c
 
     assert trainkit("test", *TINY_DIGITS, "--ckpt_path", "best") == 0
     evaluation = run / "test" / "version_0" / "metrics.csv"
-    assert _last(_rows(evaluation), "test/acc") == pytest.approx(fit_test_acc, abs=1e-6)
+    assert _last(read_rows(evaluation), "test/acc") == pytest.approx(fit_test_acc, abs=1e-6)
 
 
 def test_rerun_makes_a_new_version_and_resume_continues_in_place(workdir: Path, trainkit) -> None:
@@ -53,7 +48,7 @@ def test_rerun_makes_a_new_version_and_resume_continues_in_place(workdir: Path, 
     resumed = runs / "version_1"
     ckpt = torch.load(resumed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["epoch"] == 1 and ckpt["global_step"] == 8  # 4 batches/epoch, continued to 2 epochs
-    epochs = {int(r["epoch"]) for r in _rows(resumed / "metrics.csv") if r.get("val/acc")}
+    epochs = {int(r["epoch"]) for r in read_rows(resumed / "metrics.csv") if r.get("val/acc")}
     assert epochs == {0, 1}, "the first epoch's metrics must survive the resume"
     configs = {p.name for p in resumed.glob("config*.yaml")}
     assert configs == {"config.yaml", "config-1.yaml"}, "a changed config is written beside the old one"
@@ -64,8 +59,8 @@ def test_saved_config_reruns_the_experiment(workdir: Path, trainkit) -> None:
     saved = workdir / "runs" / "digits" / "version_0" / "config.yaml"
     assert "ckpt_path" not in saved.read_text(), "a saved config reruns from scratch and loads in any command"
     assert trainkit("fit", "--config", saved) == 0
-    first = _rows(saved.parent / "metrics.csv")
-    second = _rows(workdir / "runs" / "digits" / "version_1" / "metrics.csv")
+    first = read_rows(saved.parent / "metrics.csv")
+    second = read_rows(workdir / "runs" / "digits" / "version_1" / "metrics.csv")
     assert _last(second, "val/loss") == pytest.approx(_last(first, "val/loss"), abs=1e-6)
 
 
@@ -73,7 +68,7 @@ def test_seeded_reruns_give_identical_metrics(workdir: Path, trainkit) -> None:
     for _ in range(2):
         assert trainkit("fit", *TINY_DIGITS, "--seed_everything", "123") == 0
     runs = workdir / "runs" / "digits"
-    first, second = (_rows(runs / v / "metrics.csv") for v in ("version_0", "version_1"))
+    first, second = (read_rows(runs / v / "metrics.csv") for v in ("version_0", "version_1"))
     for key in ("train/loss_step", "val/loss", "val/acc", "test/acc"):
         assert [r[key] for r in first if r.get(key)] == [r[key] for r in second if r.get(key)], key
 
@@ -126,7 +121,7 @@ def test_user_model_and_datamodule_by_class_path(workdir: Path, trainkit, monkey
         data: {class_path: my_project.Blobs}
     """))
     assert trainkit("fit", "--config", "mine.yaml") == 0
-    rows = _rows(workdir / "runs" / "mine" / "version_0" / "metrics.csv")
+    rows = read_rows(workdir / "runs" / "mine" / "version_0" / "metrics.csv")
     assert _last(rows, "val/acc") > 0.9, "separable blobs are learnt by the user's own network"
 
 
@@ -134,7 +129,7 @@ def test_predict_writes_a_csv(workdir: Path, trainkit) -> None:
     assert trainkit("fit", *TINY_DIGITS, "--test_after_fit", "false") == 0
     assert trainkit("predict", *TINY_DIGITS, "--ckpt_path", "best", "--trainer.limit_predict_batches", "2") == 0
     out = workdir / "runs" / "digits" / "version_0" / "predict" / "version_0" / "predictions.csv"
-    rows = _rows(out)
+    rows = read_rows(out)
     assert len(rows) == 128 and set(rows[0]) == {"index", "pred", "prob", "target"}
     assert all(0 <= int(r["pred"]) < 10 and 0.0 <= float(r["prob"]) <= 1.0 for r in rows)
 

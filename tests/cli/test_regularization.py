@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
 import torch
 
 from tests.conftest import REPO, TINY_DIGITS
+from tests.metrics_csv import read_rows
 
 REGULARIZED = REPO / "configs" / "classification" / "digits_regularized.yaml"
 TINY_REGULARIZED = [str(REGULARIZED) if arg.endswith("digits.yaml") else arg for arg in TINY_DIGITS]
@@ -30,8 +30,7 @@ def test_regularized_digits_with_every_option(workdir: Path, trainkit, capsys: p
     best = torch.load(run / "checkpoints" / "best.ckpt", weights_only=False)
     assert "current_model_state" in best  # the EMA weights are the state_dict; the raw ones are kept to resume
     assert best["hyper_parameters"]["mixup"]["mixup_alpha"] == 0.4
-    with (run / "metrics.csv").open() as file:
-        rows = list(csv.DictReader(file))
+    rows = read_rows(run / "metrics.csv")
     assert any(row.get("train/penalty_epoch") for row in rows)
     test_acc = [float(row["test/acc"]) for row in rows if row.get("test/acc")]
     assert len(test_acc) == 1 and 0.0 <= test_acc[0] <= 1.0

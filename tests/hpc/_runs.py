@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import torch
 
 from tests.conftest import DIGITS_CONFIG, REPO  # noqa: F401  (re-exported to the hpc tests)
+from tests.metrics_csv import last_values
 
 # The digits experiment shrunk to seconds: timm's tiny test_resnet on 16 px, 8 batches of 32 per epoch.
 SMALL_DIGITS = [
@@ -62,11 +62,7 @@ def weights(ckpt: Path) -> dict[str, torch.Tensor]:
 
 def last_metrics(run_dir: Path) -> dict[str, float]:
     """The last logged value of every metric in a run's metrics.csv."""
-    values: dict[str, float] = {}
-    with (run_dir / "metrics.csv").open() as file:
-        for row in csv.DictReader(file):
-            values.update({k: float(v) for k, v in row.items() if v not in ("", None)})
-    return values
+    return {key: float(value) for key, value in last_values(run_dir / "metrics.csv").items()}
 
 
 def kill_at_first_checkpoint(process: subprocess.Popen, checkpoint: Path, timeout: float = 300) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DIGITS_CONFIG, REPO
+from tests.metrics_csv import read_rows
 
 
 @pytest.mark.slow
@@ -33,8 +33,7 @@ def test_warmup_cosine_and_lr_scaling_on_two_processes(workdir: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     assert "effective batch 128 (64 per device x 2 devices x 1 nodes x 1 accumulation)" in done.stdout + done.stderr
 
-    with (workdir / "runs/digits/version_0/metrics.csv").open() as file:
-        rows = list(csv.DictReader(file))
+    rows = read_rows(workdir / "runs/digits/version_0/metrics.csv")
     lr = {int(r["step"]): float(r["train/lr"]) for r in rows if r.get("train/lr")}
     # 1258 training images / 64 per batch = 20 batches, split over 2 processes: 10 optimizer steps
     assert sorted(lr) == list(range(10))

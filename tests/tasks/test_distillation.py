@@ -10,7 +10,7 @@ import pytest
 import torch
 from lightning.pytorch import Trainer
 
-from tests.conftest import REPO, TINY_DIGITS
+from tests.conftest import REPO, TINY_DIGITS, tiny_argv
 from trainkit.console import main
 from trainkit.data import DigitsDataModule, TeacherLogitsDataModule
 from trainkit.tasks import ClassificationModule, DistillationModule
@@ -80,12 +80,9 @@ def test_checkpoint_holds_only_the_student_and_tests_without_teacher(
 ) -> None:
     teacher = workdir / "teacher.ckpt"
     shutil.copy(teacher_ckpt, teacher)
-    args = [
-        "--config", CONFIG, "--model.init_args.teacher", teacher, "--model.init_args.backbone", "test_resnet",
-        "--data.init_args.image_size", "16", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3",
-        "--trainer.limit_val_batches", "2", "--trainer.limit_test_batches", "2",
-        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-    ]
+    args = tiny_argv(CONFIG, "--model.init_args.teacher", teacher, "--model.init_args.backbone", "test_resnet",
+                     "--data.init_args.image_size", "16", limit_train_batches=3, limit_val_batches=2,
+                     limit_test_batches=2)
     assert _run("fit", *args) == 0
     out = capsys.readouterr().out
     assert "distillation      parameters   test acc" in out and "test/teacher_acc" in out

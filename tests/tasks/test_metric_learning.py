@@ -10,24 +10,16 @@ import torch
 from pytorch_metric_learning.losses import TripletMarginLoss
 from pytorch_metric_learning.miners import BatchHardMiner, TripletMarginMiner
 
-from tests.conftest import REPO
+from tests.conftest import REPO, tiny_argv
 from trainkit.errors import ConfigError
 from trainkit.tasks import MetricLearningModule
 
 CONFIG = REPO / "configs" / "metric_learning" / "digits.yaml"
-TINY = [
-    "--config", str(CONFIG),
-    "--model.init_args.backbone", "test_resnet",
-    "--data.init_args.data.init_args.image_size", "16",
-    "--data.init_args.classes_per_batch", "5",
-    "--data.init_args.samples_per_class", "4",
-    "--trainer.max_epochs", "1",
-    "--trainer.limit_train_batches", "3",
-    "--trainer.limit_val_batches", "2",
-    "--trainer.limit_test_batches", "2",
-    "--trainer.enable_progress_bar", "false",
-    "--trainer.enable_model_summary", "false",
-]
+TINY = tiny_argv(
+    CONFIG, "--model.init_args.backbone", "test_resnet", "--data.init_args.data.init_args.image_size", "16",
+    "--data.init_args.classes_per_batch", "5", "--data.init_args.samples_per_class", "4",
+    limit_train_batches=3, limit_val_batches=2, limit_test_batches=2,
+)
 
 # Six 1-D embeddings (as points on a line, cosine-free distances via LpDistance): classes 0 and 1.
 POINTS = torch.tensor([[0.0], [0.1], [1.0], [0.3], [0.45], [2.0]])

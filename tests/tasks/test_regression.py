@@ -12,33 +12,22 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from tests.conftest import REPO
-from tests.tasks.metrics_csv import last_values
+from tests.conftest import REPO, tiny_argv
+from tests.metrics_csv import last_values
 from trainkit.data import CSVDataModule, ShapeGeometryDataModule
 from trainkit.errors import ConfigError
 from trainkit.tasks import RegressionModule
 
 DIABETES = REPO / "configs" / "regression" / "diabetes.yaml"
-TINY_DIABETES = [
-    "--config", str(DIABETES),
-    "--trainer.max_epochs", "3",
-    "--trainer.enable_progress_bar", "false",
-    "--trainer.enable_model_summary", "false",
-]
+TINY_DIABETES = tiny_argv(DIABETES, epochs=3)
 SHAPE_GEOMETRY = REPO / "configs" / "regression" / "shape_geometry.yaml"
 # timm's tiny test_resnet on 16 px images; 1600 training images keep least squares on the 768 pixels well-posed.
 TINY_GEOMETRY = {"num_train": 1600, "num_val": 32, "num_test": 64, "image_size": 16}
-TINY_SHAPE_GEOMETRY = [
-    "--config", str(SHAPE_GEOMETRY),
-    "--model.init_args.backbone", "test_resnet",
+TINY_SHAPE_GEOMETRY = tiny_argv(
+    SHAPE_GEOMETRY, "--model.init_args.backbone", "test_resnet",
     *[arg for key, value in TINY_GEOMETRY.items() for arg in (f"--data.init_args.{key}", str(value))],
-    "--data.init_args.batch_size", "32",
-    "--trainer.max_epochs", "2",
-    "--trainer.limit_train_batches", "4",
-    "--trainer.log_every_n_steps", "2",
-    "--trainer.enable_progress_bar", "false",
-    "--trainer.enable_model_summary", "false",
-]
+    "--data.init_args.batch_size", "32", epochs=2, limit_train_batches=4, log_every_n_steps=2,
+)
 
 
 class FirstColumns(nn.Module):

@@ -9,26 +9,18 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from tests.conftest import REPO
-from tests.tasks.metrics_csv import last_values
+from tests.conftest import REPO, tiny_argv
+from tests.metrics_csv import last_values
 from trainkit.data.shapes import render_shapes
 from trainkit.errors import ConfigError
 from trainkit.tasks import SegmentationModule
 
 SHAPES = REPO / "configs" / "segmentation" / "shapes.yaml"
-TINY_SHAPES = [
-    "--config", str(SHAPES),
-    "--model.init_args.encoder", "test_resnet",
-    "--model.init_args.decoder_width", "8",
-    "--data.init_args.num_train", "16",
-    "--data.init_args.num_val", "8",
-    "--data.init_args.num_test", "8",
-    "--data.init_args.image_size", "32",
-    "--data.init_args.batch_size", "8",
-    "--trainer.max_epochs", "1",
-    "--trainer.enable_progress_bar", "false",
-    "--trainer.enable_model_summary", "false",
-]
+TINY_SHAPES = tiny_argv(
+    SHAPES, "--model.init_args.encoder", "test_resnet", "--model.init_args.decoder_width", "8",
+    "--data.init_args.num_train", "16", "--data.init_args.num_val", "8", "--data.init_args.num_test", "8",
+    "--data.init_args.image_size", "32", "--data.init_args.batch_size", "8",
+)
 
 
 

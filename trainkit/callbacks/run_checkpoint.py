@@ -66,6 +66,8 @@ class RunCheckpoint(ModelCheckpoint):
             super().on_train_end(trainer, pl_module)
 
     def _save_checkpoint(self, trainer: Trainer, filepath: str) -> None:
+        # Private ModelCheckpoint method (as are _save_last_checkpoint and _monitor_candidates): every save passes
+        # here, so overriding it makes each one atomic.
         tmp = filepath + TMP_SUFFIX
         super()._save_checkpoint(trainer, tmp)
         if trainer.is_global_zero:

@@ -28,6 +28,7 @@ class WeightAverage(WeightAveraging):
         self._swapped = False  # whether validation runs on the average and must swap back
 
     def _active(self, trainer: Trainer) -> bool:
+        # `_average_model` is WeightAveraging's private copy: no public way to ask whether it has averaged yet.
         return (
             self._average_model is not None
             and trainer.state.fn == TrainerFn.FITTING

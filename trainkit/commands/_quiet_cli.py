@@ -27,6 +27,7 @@ def attach_for_fit(trainer: Trainer, model, datamodule) -> None:  # noqa: ANN001
     trainer.state.fn = TrainerFn.FITTING
     trainer.training = True
     trainer.strategy.connect(model)
+    # Private Lightning API: what trainer.fit does before its loop, without starting it.
     trainer._data_connector.attach_data(model, datamodule=datamodule)
     model.trainer = trainer
     call._call_setup_hook(trainer)

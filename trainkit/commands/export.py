@@ -10,7 +10,6 @@ for at least `min_agreement` of the samples. The file is kept either way; a fail
 from __future__ import annotations
 
 import copy
-import importlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +19,8 @@ import torch
 from lightning.pytorch import LightningDataModule, LightningModule
 from torch import Tensor, nn
 
-from trainkit.errors import ConfigError
 from trainkit.runs import resolve_ckpt_path, run_dir_of_checkpoint
+from trainkit.tasks.loading import saved_class
 
 Format = Literal["torchscript", "onnx", "state_dict"]
 _SUFFIX = {"torchscript": ".torchscript.pt", "onnx": ".onnx", "state_dict": ".state_dict.pt"}
@@ -123,9 +122,8 @@ def load_run(ckpt_path: str | Path) -> tuple[LightningModule, LightningDataModul
         model, datamodule = cli.model, cli.datamodule
         model.load_state_dict(checkpoint["state_dict"])
     else:
-        model = _class_of(checkpoint, "hyper_parameters", ckpt_path).load_from_checkpoint(ckpt_path,
-                                                                                         map_location="cpu")
-        datamodule = _class_of(checkpoint, "datamodule_hyper_parameters", ckpt_path).load_from_checkpoint(ckpt_path)
+        model = saved_class(checkpoint, ckpt_path).load_from_checkpoint(ckpt_path, map_location="cpu")
+        datamodule = saved_class(checkpoint, ckpt_path, "datamodule_hyper_parameters").load_from_checkpoint(ckpt_path)
     return model.cpu().eval(), datamodule
 
 
@@ -162,15 +160,6 @@ def _export_onnx(model: nn.Module, batch: Tensor, path: Path, quantize: str | No
         fp32_path.unlink()
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run(None, {"input": batch.numpy()})
-
-
-def _class_of(checkpoint: dict[str, Any], key: str, ckpt_path: str | Path) -> type:
-    class_path = (checkpoint.get(key) or {}).get("_class_path")
-    if not class_path:
-        raise ConfigError(f"'{ckpt_path}' does not record its {key.split('_hyper')[0] or 'model'} class; "
-                          "export checkpoints written by `trainkit fit`")
-    module, name = class_path.rsplit(".", 1)
-    return getattr(importlib.import_module(module), name)
 
 
 def _default_output(ckpt: Path, format: Format, quantize: str | None) -> Path:

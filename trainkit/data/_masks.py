@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
@@ -56,14 +55,3 @@ def channel_stats(images: Tensor) -> tuple[list[float], list[float]]:
     flat = images.transpose(0, 1).reshape(images.shape[1], -1).float()
     return flat.mean(dim=1).tolist(), flat.std(dim=1).clamp_min(1e-6).tolist()
 
-
-def save_mask_png(mask: Tensor, path: str) -> None:
-    """Write a class-index mask as a palette PNG: the pixel values are the classes, the palette makes them visible."""
-    from PIL import Image
-
-    image = Image.fromarray(mask.to(torch.uint8).cpu().numpy(), mode="P")
-    generator = torch.Generator().manual_seed(0)  # fixed palette: class k has the same colour in every file
-    palette = torch.randint(40, 256, (256, 3), generator=generator)
-    palette[0] = 0  # background black
-    image.putpalette(palette.flatten().tolist())
-    image.save(path)

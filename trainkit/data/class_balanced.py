@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader
 
 from trainkit.data._wrapper import DataModuleWrapper
 from trainkit.data.balanced_sampler import ClassBalancedSampler
-from trainkit.errors import ConfigError
+from trainkit.losses.class_weights import dataset_labels
 
 
 class ClassBalancedDataModule(DataModuleWrapper):
@@ -34,7 +34,7 @@ class ClassBalancedDataModule(DataModuleWrapper):
         seed = torch.initial_seed() % 2**31
         seed = trainer.strategy.broadcast(seed) if trainer is not None else seed
         sampler = ClassBalancedSampler(
-            _labels_of(inner.dataset),
+            dataset_labels(inner.dataset),
             self.classes_per_batch,
             self.samples_per_class,
             num_replicas=trainer.world_size if trainer is not None else 1,
@@ -44,18 +44,3 @@ class ClassBalancedDataModule(DataModuleWrapper):
         return self.loader_like(inner, inner.dataset, batch_size=sampler.batch_size, sampler=sampler,
                                 collate_fn=inner.collate_fn)
 
-
-def _labels_of(dataset: Dataset) -> torch.Tensor:
-    """Class of every sample: from `labels`/`targets` where the dataset keeps them, else by reading each sample."""
-    if isinstance(dataset, Subset):
-        return _labels_of(dataset.dataset)[torch.as_tensor(dataset.indices, dtype=torch.long)]
-    for name in ("labels", "targets"):
-        found = getattr(dataset, name, None)
-        if found is not None:
-            return torch.as_tensor(found, dtype=torch.long)
-    try:
-        return torch.as_tensor([int(dataset[i][1]) for i in range(len(dataset))], dtype=torch.long)
-    except (TypeError, IndexError, ValueError) as error:
-        raise ConfigError(
-            f"class-balanced batches need (input, label) samples; {type(dataset).__name__} gave {error}"
-        ) from error

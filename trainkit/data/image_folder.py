@@ -87,7 +87,7 @@ class ImageFolderDataModule(SplitDataModule):
             return
         if not self.root.is_dir():
             raise ConfigError(
-                f"image folder '{self.root}' does not exist; set --data.root to a folder of class folders"
+                f"image folder '{self.root}' does not exist; set --data.init_args.root to a folder of class folders"
             )
         base = self.root / "train" if (self.root / "train").is_dir() else self.root
         train_aug, train_plain = self._folder(base, self.train_tf), self._folder(base, self.eval_tf)

@@ -123,6 +123,9 @@ def overfit_one_batch(trainer: Trainer, module: LightningModule, steps: int = 8)
     """
     if not hasattr(module, "step") or not hasattr(module, "optimizer_config"):
         return []  # not a TaskModule: no loss function to call outside Lightning's loop
+    # Private Lightning API (tests/test_lightning_private_api.py): the RNG helpers Lightning's own checkpoints use,
+    # the fit loop's data source (the train loader is not built yet at fit start) and the device/batch transfer a
+    # training step would apply.
     from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 
     batch = next(iter(trainer.fit_loop._data_source.dataloader()))

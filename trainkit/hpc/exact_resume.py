@@ -17,7 +17,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import RunningStage
 from lightning.pytorch.utilities import rank_zero_warn
-from lightning.pytorch.utilities.data import _update_dataloader
+from lightning.pytorch.utilities.data import _update_dataloader  # private: how Lightning swaps samplers itself
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from trainkit.hpc.sampler import ResumableSampler

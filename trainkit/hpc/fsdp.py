@@ -40,6 +40,7 @@ class BlockFSDP(FSDPStrategy):
         return ModuleWrapPolicy(blocks) if blocks else None
 
     def _setup_model(self, model: nn.Module) -> nn.Module:
+        # Private FSDPStrategy method: the first point where the model is known and not yet wrapped.
         policy = self.wrap_policy(model)
         if policy is not None:
             self.kwargs["auto_wrap_policy"] = policy

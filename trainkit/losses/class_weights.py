@@ -26,17 +26,22 @@ def balanced_class_weights(labels: Tensor, num_classes: int) -> Tensor:
 
 
 def dataset_labels(dataset: Dataset) -> Tensor:
-    """The class label of every sample: read from `labels`/`targets` where the dataset has them, else by indexing."""
+    """The class label of every sample (long): read from `labels`/`targets` where the dataset has them, else by
+    indexing; a ConfigError for samples that are not (input, label) pairs."""
     indices: Tensor | None = None
     while isinstance(dataset, Subset):  # torchvision sets and folders are split with (nested) Subsets
-        step = torch.as_tensor(dataset.indices)
+        step = torch.as_tensor(dataset.indices, dtype=torch.long)
         indices = step if indices is None else step[indices]
         dataset = dataset.dataset
     for name in ("labels", "targets"):
         stored = getattr(dataset, name, None)
         if stored is not None:
-            stored = torch.as_tensor(stored)
+            stored = torch.as_tensor(stored, dtype=torch.long)
             return stored if indices is None else stored[indices]
     # Generic fallback: reads (and transforms) every sample once; only datasets without a label list pay for it.
     order = range(len(dataset)) if indices is None else indices.tolist()  # type: ignore[arg-type]
-    return torch.as_tensor([int(dataset[i][1]) for i in order])
+    try:
+        return torch.as_tensor([int(dataset[i][1]) for i in order], dtype=torch.long)
+    except (TypeError, IndexError, ValueError) as error:
+        raise ConfigError(f"reading the class labels needs (input, label) samples; {type(dataset).__name__} gave "
+                          f"{error}") from error

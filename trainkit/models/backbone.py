@@ -27,5 +27,5 @@ def create_backbone(
             raise
         raise ConfigError(
             f"could not load pretrained weights for '{name}' ({type(error).__name__}); with no internet, set "
-            "--model.pretrained false or place the weights in the Hugging Face cache (HF_HUB_OFFLINE=1)"
+            "--model.init_args.pretrained false or place the weights in the Hugging Face cache (HF_HUB_OFFLINE=1)"
         ) from error

@@ -110,7 +110,7 @@ class TaskModule(LightningModule):
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # Only on the steps the loggers write (the check Lightning's LearningRateMonitor uses): one log call less
-        # per step.
+        # per step. `_logger_connector` is private: Lightning has no public "is this a logging step".
         optimizer = self.trainer.optimizers[0] if self.trainer.optimizers else None
         if optimizer is not None and self.trainer._logger_connector.should_update_logs:
             self.log("train/lr", optimizer.param_groups[0]["lr"], on_step=True, on_epoch=False, batch_size=1)

@@ -9,7 +9,6 @@ import torch
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassF1Score, MulticlassJaccardIndex
 
-from trainkit.data._masks import save_mask_png
 from trainkit.errors import ConfigError
 from trainkit.losses import BCEDiceLoss, CEDiceLoss
 from trainkit.models.unet import UNet
@@ -102,5 +101,17 @@ class SegmentationModule(TaskModule):
         folder = out_dir / "masks"
         folder.mkdir(parents=True, exist_ok=True)
         for index, mask in enumerate(m for batch in predictions for m in batch):
-            save_mask_png(mask, str(folder / f"{index:05d}.png"))
+            _save_mask_png(mask, folder / f"{index:05d}.png")
         return folder
+
+
+def _save_mask_png(mask: Tensor, path: Path) -> None:
+    """Write a class-index mask as a palette PNG: the pixel values are the classes, the palette makes them visible."""
+    from PIL import Image
+
+    image = Image.fromarray(mask.to(torch.uint8).cpu().numpy(), mode="P")
+    generator = torch.Generator().manual_seed(0)  # fixed palette: class k has the same colour in every file
+    palette = torch.randint(40, 256, (256, 3), generator=generator)
+    palette[0] = 0  # background black
+    image.putpalette(palette.flatten().tolist())
+    image.save(path)
