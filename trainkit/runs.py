@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from trainkit.checkpoints import refusal
 from trainkit.errors import ConfigError
 from trainkit.hpc.atomic import checkpoint_problem
 from trainkit.hpc.slurm_env import slurm_run_name
@@ -71,6 +72,8 @@ def resolve_ckpt_path(
             raise ConfigError(f"checkpoint '{value}' does not exist; pass an existing .ckpt file, or best/last/auto")
         if problem := checkpoint_problem(value):
             raise ConfigError(f"checkpoint '{value}' cannot be loaded: {problem}; pass an intact checkpoint instead")
+        if problem := refusal(value):
+            raise ConfigError(f"checkpoint '{value}' is refused: {problem}")
         return value
     name = "last" if value == "auto" else value
     job_run = None if run_name else slurm_run_name()
@@ -99,6 +102,8 @@ def _intact_or_previous(ckpt: Path, name: str) -> str:
     """`ckpt` when it loads; for `last`, else the newest intact checkpoint beside it (reported in one line)."""
     problem = checkpoint_problem(ckpt)
     if problem is None:
+        if refused := refusal(ckpt):
+            raise ConfigError(f"checkpoint '{ckpt}' is refused: {refused}")
         return str(ckpt)
     if name == "last":
         others = [p for p in ckpt.parent.iterdir() if p != ckpt and p.suffix == ".ckpt"]

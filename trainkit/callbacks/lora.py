@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
+from trainkit.checkpoints import load_checkpoint
 from trainkit.models.lora import CHECKPOINT_KEY, LoraSettings, apply_lora, parameter_counts, saved_lora_settings
 
 
@@ -78,4 +78,4 @@ class LoRA(Callback):
 
 
 def _read(ckpt_path: str) -> dict[str, Any]:
-    return torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
+    return load_checkpoint(ckpt_path, mmap=True)

@@ -6,8 +6,7 @@ import importlib
 import warnings
 from pathlib import Path
 
-import torch
-
+from trainkit.checkpoints import load_checkpoint
 from trainkit.errors import ConfigError
 from trainkit.models.lora import apply_lora, saved_lora_settings
 from trainkit.tasks.base import TaskModule
@@ -19,7 +18,7 @@ def load_task(path: str | Path) -> TaskModule:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"checkpoint '{path}' does not exist; train it first (e.g. `trainkit fit --config ...`)")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint(path)
     class_path = (checkpoint.get("hyper_parameters") or {}).get("_class_path")
     if not class_path:
         raise ConfigError(f"checkpoint '{path}' does not record its task class; use one written by `trainkit fit`")
