@@ -21,8 +21,15 @@ from lightning.pytorch.loggers import Logger
 import trainkit.data  # noqa: F401  (registers the DataModules so `class_path: DigitsDataModule` works)
 import trainkit.tasks  # noqa: F401  (registers the task modules for short class_path names)
 from trainkit.callbacks import CLI_CALLBACKS
+from trainkit.checks import check_checkpoint_matches, check_config_files, check_run_config
 from trainkit.loggers import RunCSVLogger
-from trainkit.runs import claim_run_dir, discard_unstarted, resolve_ckpt_path, run_dir_of_checkpoint
+from trainkit.runs import (
+    check_inside_runs_dir,
+    claim_run_dir,
+    discard_unstarted,
+    resolve_ckpt_path,
+    run_dir_of_checkpoint,
+)
 from trainkit.tasks import TaskModule
 
 HELP_FLAGS = ("-h", "--help", "--print_config")
@@ -76,6 +83,8 @@ class TrainkitCLI(LightningCLI):
             arg in HELP_FLAGS or arg.endswith(".help") for arg in argv
         )
         set_parsing_settings(docstring_parse_attribute_docstrings=wants_docs)
+        self._argv = [str(arg) for arg in given]
+        check_config_files(self._argv)
         try:
             self._build(args, run, description)
         except BaseException:
@@ -119,6 +128,10 @@ class TrainkitCLI(LightningCLI):
             config.ckpt_path = resolve_ckpt_path(
                 config.ckpt_path, config.runs_dir, config.experiment, config_files, config.get("run_name")
             )
+            check_checkpoint_matches(config, config.ckpt_path, self._argv)
+        if "runs_dir" in config:
+            check_inside_runs_dir(config.runs_dir, config.experiment, config.get("run_name"))
+        check_run_config(config, self.config.get("subcommand"))
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         for callback in callbacks:  # preflight hooks (e.g. Doctor) see the Trainer arguments before Lightning does

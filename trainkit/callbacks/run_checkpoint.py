@@ -15,7 +15,7 @@ from typing import Any, Literal
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from trainkit.hpc.atomic import TMP_SUFFIX, replace_atomically
+from trainkit.hpc.atomic import TMP_SUFFIX, replace_atomically, use_staged_io
 
 
 class RunCheckpoint(ModelCheckpoint):
@@ -63,6 +63,10 @@ class RunCheckpoint(ModelCheckpoint):
             save_weights_only=save_weights_only,
             auto_insert_metric_name=False,
         )
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        use_staged_io(trainer.strategy)  # every save of the run (best, last, the guard's) stays beside its target
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any, **kwargs: Any) -> None:
         """At the step/time interval refresh `last.ckpt` only: the best checkpoint waits for a validation."""

@@ -63,7 +63,7 @@ def _precision(precision: str, accelerator: str) -> list[str]:
 def _strategy(strategy: Any, accelerator: str) -> list[str]:
     name = strategy if isinstance(strategy, str) else type(strategy).__name__
     lowered = name.lower().replace("strategy", "")
-    if accelerator != "cuda" and any(lowered.startswith(s.replace("_", "")) or lowered.startswith(s) for s in _SHARDED):
+    if accelerator != "cuda" and any(s.replace("_", "") in lowered or s in lowered for s in _SHARDED):  # BlockFSDP
         return [f"trainer.strategy={name} needs CUDA GPUs but this run is on {accelerator}; use "
                 "--trainer.strategy ddp (or auto) here, and FSDP on a GPU node"]
     if isinstance(strategy, str):
