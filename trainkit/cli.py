@@ -20,7 +20,7 @@ from lightning.pytorch.loggers import Logger
 
 import trainkit.data  # noqa: F401  (registers the DataModules so `class_path: DigitsDataModule` works)
 import trainkit.tasks  # noqa: F401  (registers the task modules for short class_path names)
-from trainkit.callbacks import CLI_CALLBACKS
+from trainkit.callbacks import CLI_CALLBACKS, attached
 from trainkit.checks import check_checkpoint_matches, check_config_files, check_run_config
 from trainkit.loggers import RunCSVLogger
 from trainkit.runs import (
@@ -137,9 +137,7 @@ class TrainkitCLI(LightningCLI):
         for callback in callbacks:  # preflight hooks (e.g. Doctor) see the Trainer arguments before Lightning does
             if hasattr(callback, "check_trainer_config"):
                 callback.check_trainer_config(config)
-        # A callback switched off by its options (EMA without a decay, no freezing, ...) is left out: Lightning calls
-        # every callback's hooks at every step, and each no-op call costs a few microseconds of Python.
-        callbacks = [c for c in callbacks if getattr(c, "enabled", True) is not False]
+        callbacks = attached(callbacks)  # a callback switched off by its options (EMA without a decay, ...) is left out
         if config.get("enable_checkpointing") is False:
             callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
         user_callbacks = list(config.get("callbacks") or [])

@@ -10,7 +10,7 @@ from lightning.pytorch import Callback, LightningDataModule, Trainer
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from trainkit.callbacks import EMA, SWA, RunCheckpoint
+from trainkit.callbacks import EMA, SWA, RunCheckpoint, attached
 from trainkit.errors import ConfigError
 from trainkit.optim import OptimizerConfig
 from trainkit.tasks import ClassificationModule
@@ -42,11 +42,11 @@ class RecordWeights(Callback):
         self.epochs.append({k: v.detach().clone() for k, v in pl_module.state_dict().items()})
 
 
-def fit(tmp_path: Path, average: Callback, epochs: int = 1) -> tuple[Trainer, ClassificationModule, RecordWeights]:
+def fit(tmp_path: Path, *averages: Callback, epochs: int = 1) -> tuple[Trainer, ClassificationModule, RecordWeights]:
     record, model = RecordWeights(), tiny_model()
     checkpoint = RunCheckpoint(monitor="val/loss", mode="min")
     trainer = Trainer(
-        max_epochs=epochs, callbacks=[record, average, checkpoint], default_root_dir=tmp_path, logger=False,
+        max_epochs=epochs, callbacks=[record, *averages, checkpoint], default_root_dir=tmp_path, logger=False,
         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu", num_sanity_val_steps=0,
     )
     trainer.fit(model, datamodule=tiny_data())
@@ -107,7 +107,7 @@ def test_swa_is_the_equal_average_of_late_epochs(tmp_path: Path) -> None:
 
 
 def test_off_by_default_and_one_average_at_a_time(tmp_path: Path) -> None:
-    trainer, model, record = fit(tmp_path, EMA())
+    trainer, model, record = fit(tmp_path, *attached([EMA()]))  # as the CLI attaches callbacks
     assert_states_equal(model.state_dict(), record.steps[-1])
     saved = torch.load(trainer.checkpoint_callback.best_model_path, weights_only=False)
     assert "current_model_state" not in saved

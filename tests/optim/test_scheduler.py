@@ -88,6 +88,13 @@ def test_cosine_restarts_match_torch() -> None:
     assert lrs[4] == pytest.approx(LR) and lrs[12] == pytest.approx(LR)  # restarts after 4, then 8 steps
 
 
+def test_polynomial() -> None:
+    lrs = run("polynomial", warmup=4, min_lr_ratio=0.1, kwargs={"power": 2.0})
+    assert lrs[4] == pytest.approx(LR)
+    assert lrs[10] == pytest.approx(LR * (0.1 + 0.9 * (1 - 6 / 15) ** 2))
+    assert lrs[-1] == pytest.approx(0.1 * LR)
+
+
 def test_inverse_sqrt() -> None:
     lrs = run("inverse_sqrt", warmup=4)
     assert lrs[4] == pytest.approx(LR)

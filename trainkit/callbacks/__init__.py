@@ -1,5 +1,7 @@
 """Callbacks. Those in CLI_CALLBACKS are always present and configurable as top-level groups (`--checkpoint.*`)."""
 
+from collections.abc import Iterable
+
 from lightning.pytorch import Callback
 
 from trainkit.callbacks.backbone_freeze import BackboneFreeze
@@ -32,12 +34,19 @@ CLI_CALLBACKS: dict[str, type[Callback]] = {
     "resume": ExactResume,
     "preemption": Preemption,
     "doctor": Doctor,
-    "monitors": TrainingMonitor,
+    "train_stats": TrainingMonitor,
     "nan_guard": NonFiniteGuard,
 }
-"""Group name -> callback class. Arguments named `monitor`/`mode` follow the top-level --monitor/--mode."""
+"""Group name -> callback class. Arguments named `monitor`/`mode` follow the top-level --monitor/--mode. Each says
+`enabled`; the CLI attaches only the enabled ones, so their hooks never check again."""
+
+
+def attached(callbacks: Iterable[Callback]) -> list[Callback]:
+    """The callbacks a Trainer gets: those whose `enabled` is False are left out."""
+    # Lightning calls every callback's hooks at every step, and each no-op call costs a few microseconds of Python.
+    return [c for c in callbacks if getattr(c, "enabled", True) is not False]
 
 __all__ = [
     "CLI_CALLBACKS", "EMA", "SWA", "BackboneFreeze", "Doctor", "EarlyStop", "ElasticNet", "LoRA", "NonFiniteGuard",
-    "PredictionWriter", "RunCheckpoint", "Speed", "ThrottledProgressBar", "TrainingMonitor", "WeightInit",
+    "PredictionWriter", "attached", "RunCheckpoint", "Speed", "ThrottledProgressBar", "TrainingMonitor", "WeightInit",
 ]

@@ -34,14 +34,14 @@ class BackboneFreeze(BaseFinetuning):
 
     @property
     def enabled(self) -> bool:
-        """Whether any freezing is asked for (when not, every hook is a no-op and nothing is checkpointed)."""
+        """Whether any freezing is asked for; a disabled callback is not handed to the Trainer."""
         return self.epochs != 0
 
     def _frozen_at(self, epoch: int) -> bool:
         return self.epochs < 0 or epoch < self.epochs
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if not self.enabled or stage != "fit":
+        if stage != "fit":
             return
         if self.epochs > 0 and trainer.world_size > 1:
             # DDP registers the parameters that need gradients when it wraps the model, right after this hook: a
@@ -52,19 +52,8 @@ class BackboneFreeze(BaseFinetuning):
             )
         super().setup(trainer, pl_module, stage)
 
-    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.enabled:
-            super().on_fit_start(trainer, pl_module)
-
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.enabled:
-            super().on_train_epoch_start(trainer, pl_module)
-
-    def state_dict(self) -> dict[str, Any]:
-        return super().state_dict() if self.enabled else {}
-
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if self.enabled and state_dict:
+        if state_dict:  # a checkpoint of a run without freezing holds none
             super().load_state_dict(state_dict)
 
     def freeze_before_training(self, pl_module: LightningModule) -> None:

@@ -35,6 +35,11 @@ class Doctor(Callback):
         self.problems: list[str] = []
         self._monitors_checked = False
 
+    @property
+    def enabled(self) -> bool:
+        """Whether any check is on; a disabled callback is not handed to the Trainer."""
+        return self.preflight or self.diagnose
+
     def check_trainer_config(self, config: dict[str, Any]) -> None:
         """Called by the CLI before the Trainer exists, so a wrong strategy or precision never becomes a traceback."""
         if self.preflight:

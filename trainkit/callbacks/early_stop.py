@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping
 
 
@@ -28,11 +27,4 @@ class EarlyStop(EarlyStopping):
         """
         super().__init__(monitor=monitor, mode=mode, patience=patience or 0, min_delta=min_delta)
         self.enabled = patience is not None
-
-    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.enabled:
-            super().on_validation_end(trainer, pl_module)
-
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.enabled:
-            super().on_train_epoch_end(trainer, pl_module)
+        """Whether early stopping is asked for; a disabled callback is not handed to the Trainer."""

@@ -35,8 +35,6 @@ class ElasticNet(Callback):
         return bool(self.l1 or self.l2)
 
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Optimizer) -> None:
-        if not self.enabled:
-            return
         weights = [p for p in pl_module.optimized_module().parameters() if p.grad is not None and p.ndim > 1]
         if not weights:
             return

@@ -12,10 +12,8 @@ from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info
-from torch import nn
 
-from trainkit.checkpoints import load_checkpoint
-from trainkit.models.lora import CHECKPOINT_KEY, LoraSettings, apply_lora, parameter_counts, saved_lora_settings
+from trainkit.models.lora import CHECKPOINT_KEY, LoraSettings, apply_lora, parameter_counts
 
 
 class LoRA(Callback):
@@ -48,22 +46,18 @@ class LoRA(Callback):
     def state_key(self) -> str:
         return CHECKPOINT_KEY
 
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if self.handle is not None:
-            return
-        if stage == "fit":
-            # Adapters must exist before the optimizer is built; a resumed LoRA run passes the same flags.
-            if self.settings is not None:
-                self._apply(pl_module, self.settings)
-            return
-        # Evaluating: the checkpoint, known only once Lightning starts loading it, says which adapters it holds.
-        def before_loading(module: nn.Module, *args: Any) -> None:
-            hook.remove()
-            settings = saved_lora_settings(_read(trainer.ckpt_path)) if trainer.ckpt_path else None
-            if settings is not None and self.handle is None:
-                self._apply(pl_module, settings)
+    @property
+    def enabled(self) -> bool:
+        """Whether adapters are asked for (`--lora.r`); a disabled callback is not handed to the Trainer.
 
-        hook = pl_module.register_load_state_dict_pre_hook(before_loading)
+        Evaluating a LoRA checkpoint needs no flags: the task rebuilds the adapters it saved (`restore_lora`).
+        """
+        return self.settings is not None
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        # Adapters must exist before the optimizer is built; a resumed LoRA run passes the same flags.
+        if stage == "fit" and self.handle is None:
+            self._apply(pl_module, self.settings)
 
     def _apply(self, pl_module: LightningModule, settings: LoraSettings) -> None:
         self.settings = settings
@@ -76,6 +70,3 @@ class LoRA(Callback):
     def state_dict(self) -> dict[str, Any]:
         return self.settings.as_dict() if self.handle is not None and self.settings is not None else {}
 
-
-def _read(ckpt_path: str) -> dict[str, Any]:
-    return load_checkpoint(ckpt_path, mmap=True)

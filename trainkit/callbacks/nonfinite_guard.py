@@ -39,6 +39,11 @@ class NonFiniteGuard(Callback):
         self._params: list[Tensor] = []
         self._fp16_scaler = self._distributed = False
 
+    @property
+    def enabled(self) -> bool:
+        """Whether the guard is on (`action` stop or skip); a disabled callback is not handed to the Trainer."""
+        return self.action != "off"
+
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # Looked up once: walking the module tree and the trainer's properties every step costs more than the check.
         self._params = list(pl_module.parameters())
@@ -49,13 +54,12 @@ class NonFiniteGuard(Callback):
         self._batch, self._batch_idx = batch, batch_idx
 
     def on_before_backward(self, trainer: Trainer, pl_module: LightningModule, loss: Tensor) -> None:
-        if self.action != "off":
-            # Summed over accumulated micro-batches: the sum is non-finite if any of them was.
-            loss = loss.detach().float()
-            self._loss = loss if self._loss is None else self._loss + loss
+        # Summed over accumulated micro-batches: the sum is non-finite if any of them was.
+        loss = loss.detach().float()
+        self._loss = loss if self._loss is None else self._loss + loss
 
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:
-        if self.action == "off" or self._loss is None:
+        if self._loss is None:
             return
         grads = [p.grad for p in self._params if p.grad is not None]
         if grads and not self._fp16_scaler:  # fp16 loss scaling: inf gradients are normal, the scaler skips those

@@ -13,6 +13,9 @@ from lightning.pytorch.utilities import rank_zero_info
 class PredictionWriter(BasePredictionWriter):
     """At the end of `predict`, hand all predictions to the task's `write_predictions`."""
 
+    enabled = True
+    """Always on (the CLI leaves out callbacks whose `enabled` is False)."""
+
     def __init__(self, out_dir: str | None = None) -> None:
         """Each argument is a flag and a YAML key.
 

@@ -21,6 +21,9 @@ from trainkit.hpc.atomic import TMP_SUFFIX, replace_atomically, use_staged_io
 class RunCheckpoint(ModelCheckpoint):
     """ModelCheckpoint whose defaults give each run `checkpoints/best.ckpt` and `checkpoints/last.ckpt`."""
 
+    enabled = True
+    """Always on (the CLI leaves out callbacks whose `enabled` is False)."""
+
     def __init__(
         self,
         monitor: str | None = "val/loss",

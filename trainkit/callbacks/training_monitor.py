@@ -15,6 +15,9 @@ class TrainingMonitor(Callback):
     The values are computed on the device and read back only on logging steps, so there is no per-step sync.
     """
 
+    enabled = True
+    """Always on (the CLI leaves out callbacks whose `enabled` is False)."""
+
     def __init__(self, every_n_steps: int | None = None, per_module: bool = False, update_ratio: bool = True) -> None:
         """Args:
         every_n_steps: log every N optimizer steps; None follows --trainer.log_every_n_steps.

@@ -24,31 +24,21 @@ class WeightAverage(WeightAveraging):
     def __init__(self, enabled: bool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.enabled = enabled
+        """Whether averaging is configured; a disabled callback is not handed to the Trainer."""
         self._swapped = False  # whether validation runs on the average and must swap back
 
     def _active(self, trainer: Trainer) -> bool:
         return (
-            self.enabled
-            and self._average_model is not None
+            self._average_model is not None
             and trainer.state.fn == TrainerFn.FITTING
             and int(self._average_model.n_averaged) > 0
         )
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if not self.enabled:
-            return
-        others = [type(c).__name__ for c in trainer.callbacks if isinstance(c, WeightAverage) and c.enabled]
+        others = [type(c).__name__ for c in trainer.callbacks if isinstance(c, WeightAverage)]
         if len(others) > 1:
             raise ConfigError(f"{' and '.join(others)} are both on; average the weights one way: keep one of them")
         super().setup(trainer, pl_module, stage)
-
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
-        if self.enabled:
-            super().on_train_batch_end(trainer, pl_module, *args)
-
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.enabled:
-            super().on_train_epoch_end(trainer, pl_module)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._active(trainer):
@@ -69,5 +59,5 @@ class WeightAverage(WeightAveraging):
             super().on_save_checkpoint(trainer, pl_module, checkpoint)
 
     def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
-        if self.enabled and self._average_model is not None and trainer.state.fn == TrainerFn.FITTING:
+        if self._average_model is not None and trainer.state.fn == TrainerFn.FITTING:
             super().on_load_checkpoint(trainer, pl_module, checkpoint)

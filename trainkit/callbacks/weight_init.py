@@ -65,7 +65,7 @@ class WeightInit(Callback):
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         # Only for fit, and before a checkpoint is restored (which then overwrites these weights, as it should).
-        if stage != "fit" or not self.enabled:
+        if stage != "fit":
             return
         if getattr(pl_module, "hparams", {}).get("pretrained"):
             raise ConfigError(

@@ -56,7 +56,7 @@ def main(argv: list[str]) -> None:
 
 
 def _epochs(trainer) -> int:  # noqa: ANN001
-    from trainkit.optim.scheduler import total_intervals
+    from trainkit.optim.schedule_registry import total_intervals
 
     return int(total_intervals(trainer, "epoch"))
 

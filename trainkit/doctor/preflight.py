@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-from trainkit.errors import ConfigError
+from trainkit.errors import ConfigError, did_you_mean
 
 _SHARDED = ("fsdp", "deepspeed", "model_parallel")  # strategies that need CUDA devices
 _FP16 = ("16-mixed", "16", "16-true", "half")
@@ -71,8 +71,7 @@ def _strategy(strategy: Any, accelerator: str) -> list[str]:
 
         known = StrategyRegistry.available_strategies()
         if strategy not in known and strategy != "auto":
-            close = difflib.get_close_matches(strategy, known, n=3)
-            hint = f"did you mean {', '.join(close)}?" if close else f"choose one of: {', '.join(sorted(known))}"
+            hint = did_you_mean(strategy, known).strip() or f"choose one of: {', '.join(sorted(known))}"
             return [f"trainer.strategy={strategy} is not a Lightning strategy; {hint}"]
     return []
 
@@ -171,7 +170,7 @@ def monitored_metrics(trainer: Trainer) -> dict[str, list[str]]:
     for callback in trainer.callbacks:
         if isinstance(callback, ModelCheckpoint) and callback.monitor:
             watched.setdefault(callback.monitor, []).append("checkpoint")
-        elif isinstance(callback, EarlyStopping) and getattr(callback, "enabled", True) and callback.monitor:
+        elif isinstance(callback, EarlyStopping) and callback.monitor:
             watched.setdefault(callback.monitor, []).append("early stopping")
     for config in trainer.lr_scheduler_configs:
         if config.reduce_on_plateau and config.monitor:

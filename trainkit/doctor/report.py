@@ -7,13 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
+from trainkit.doctor.cases import CASES
 from trainkit.doctor.curves import Curves, Series, load_curves, resolve_run_dir
 from trainkit.doctor.diagnosis import Finding, diagnose
 
 REPORT_FILE = "doctor.md"
 PLOT_FILE = "doctor.png"
-_COLORS = {"nan": "black", "diverging": "red", "jump": "orange", "oscillating": "purple", "slow": "gold",
-           "flat": "gray", "val_flat": "teal", "overfitting": "tab:blue"}
 
 
 @dataclass
@@ -101,7 +100,7 @@ def plot(curves: Curves, findings: list[Finding], path: Path) -> Path:
     lr_ax.set_ylabel("LR")
     lr_ax.set_xlabel("step")
     for finding in findings:
-        color = _COLORS.get(finding.case, "gray")
+        color = CASES[finding.case].color
         for ax in (loss_ax, monitor_ax, lr_ax):
             ax.axvspan(finding.start, max(finding.end, finding.start + 1), color=color, alpha=0.12)
         loss_ax.text(finding.start, 1.0, f" {finding.title}", transform=loss_ax.get_xaxis_transform(),

@@ -33,11 +33,12 @@ class ExactResume(Callback):
         enabled: make resumes exact (seeded, position-aware train sampler; RNG states in checkpoints).
         """
         self.enabled = enabled
+        """A disabled callback is not handed to the Trainer."""
         self._pending: dict[str, Any] | None = None
         self._patched: tuple[Any, Any] | None = None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if not self.enabled or stage != "fit":
+        if stage != "fit":
             return
         source = trainer.datamodule if trainer.datamodule is not None else pl_module
         original = source.train_dataloader
@@ -84,8 +85,6 @@ class ExactResume(Callback):
         return loader
 
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
         epoch = trainer.current_epoch
         batches = trainer.fit_loop.epoch_loop.batch_progress.current.processed
         if batches >= trainer.num_training_batches:  # saved at the end of an epoch: resume at the next one
@@ -93,7 +92,7 @@ class ExactResume(Callback):
         checkpoint[CHECKPOINT_KEY] = {"epoch": epoch, "batches": batches, "rng": rng_states()}
 
     def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
-        self._pending = checkpoint.get(CHECKPOINT_KEY) if self.enabled else None
+        self._pending = checkpoint.get(CHECKPOINT_KEY)
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
         # Restored here, at the first batch after the saved one, because the batch_end save happened right before

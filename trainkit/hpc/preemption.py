@@ -43,6 +43,11 @@ class Preemption(Callback):
         self.received: int | None = None
         self._previous: dict[int, Any] = {}
 
+    @property
+    def enabled(self) -> bool:
+        """Whether any signal is handled; a disabled callback is not handed to the Trainer."""
+        return bool(self.signals)
+
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage != "fit" or threading.current_thread() is not threading.main_thread():
             return

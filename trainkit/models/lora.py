@@ -75,6 +75,22 @@ def saved_lora_settings(checkpoint: dict) -> LoraSettings | None:
     return LoraSettings(**saved) if saved and not saved.get(MERGED) else None
 
 
+def restore_lora(module: nn.Module, checkpoint: dict, fitting: bool = False) -> None:
+    """Give `module` the adapters a checkpoint's weights were trained with (none for plain or merged weights), unless
+    it has them already, so that the weights fit."""
+    settings = saved_lora_settings(checkpoint)
+    if settings is None:
+        return
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    if any(isinstance(layer, BaseTunerLayer) for layer in module.modules()):
+        return
+    if fitting:  # the run's new checkpoints would hold adapter weights without the settings that rebuild them
+        raise ConfigError(f"this checkpoint was trained with LoRA (r={settings.r}); resume it with the same --lora "
+                          "flags (--lora.r, --lora.target_modules, ...)")
+    apply_lora(module, settings)
+
+
 def merge_lora(module: nn.Module) -> nn.Module:
     """Fold every LoRA adapter of `module` into its base layer and put the plain layer back, in place.
 

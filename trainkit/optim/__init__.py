@@ -4,11 +4,11 @@ the Trainer."""
 import torch
 
 from trainkit.optim.lr_scaling import effective_batch_size, scale_lr
-from trainkit.optim.onecycle import OneCycle
+from trainkit.optim.lr_schedulers import OneCycle, ScheduleLR
 from trainkit.optim.optimizer import OptimizerConfig
 from trainkit.optim.param_groups import backbone_modules, backbone_parameters, build_param_groups
-from trainkit.optim.schedule_lr import ScheduleLR
-from trainkit.optim.scheduler import SchedulerConfig, known_schedules
+from trainkit.optim.schedule_registry import SCHEDULES, Schedule, known_schedules
+from trainkit.optim.scheduler import SchedulerConfig
 
 # Tasks save these configs in their hyperparameters; allow them in torch.load(weights_only=True) (torch's default,
 # used when Lightning resumes a checkpoint), which otherwise refuses every checkpoint that holds them.
@@ -17,6 +17,8 @@ torch.serialization.add_safe_globals([OptimizerConfig, SchedulerConfig])
 __all__ = [
     "OneCycle",
     "OptimizerConfig",
+    "SCHEDULES",
+    "Schedule",
     "ScheduleLR",
     "SchedulerConfig",
     "backbone_modules",

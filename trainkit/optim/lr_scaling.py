@@ -29,7 +29,7 @@ def per_device_batch_size(trainer: Trainer) -> int:
     if not isinstance(size, int):
         raise ConfigError(
             "lr_scaling needs the per-device batch size, but the data has no `batch_size`; give the DataModule a "
-            "batch_size attribute or set --model.optimizer.lr_scaling none"
+            "batch_size attribute or set --model.init_args.optimizer.lr_scaling none"
         )
     return size
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -10,7 +9,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
-from trainkit.errors import ConfigError
+from trainkit.errors import ConfigError, did_you_mean
 from trainkit.optim.lr_scaling import Scaling, effective_batch_size, scale_lr
 from trainkit.optim.param_groups import BackboneSplit, build_param_groups
 
@@ -20,7 +19,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class OptimizerConfig:
-    """Which optimizer to build and with what arguments (`--model.optimizer.name lion --model.optimizer.lr 1e-4`)."""
+    """Which optimizer to build and with what arguments (`--model.init_args.optimizer.name lion
+    --model.init_args.optimizer.lr 1e-4`)."""
 
     name: str = "adamw"
     """Optimizer name known to timm: sgd, momentum, adam, adamw, rmsprop, adagrad, lion, lamb, lars, ..."""
@@ -56,9 +56,8 @@ class OptimizerConfig:
 
         known = list_optimizers()
         if self.name.lower() not in known:
-            close = difflib.get_close_matches(self.name.lower(), known, n=3)
-            hint = f"did you mean {' or '.join(close)}? " if close else ""
-            raise ConfigError(f"optimizer '{self.name}' is not known; {hint}choose one of: {', '.join(sorted(known))}")
+            raise ConfigError(f"optimizer '{self.name}' is not known; {did_you_mean(self.name.lower(), known)}"
+                              f"choose one of: {', '.join(sorted(known))}")
         return get_optimizer_info(self.name.lower())
 
     def scaled_lr(self, trainer: Trainer | None) -> float:
@@ -113,5 +112,5 @@ class OptimizerConfig:
                 raise
             raise ConfigError(
                 f"optimizer '{self.name}' has no '{self.implementation}' implementation here ({error}); "
-                "set --model.optimizer.implementation auto"
+                "set --model.init_args.optimizer.implementation auto"
             ) from error

@@ -78,7 +78,7 @@ def _layer_scales(network: nn.Module | None, layer_decay: float) -> dict[int, fl
     if network is None or not hasattr(network, "group_matcher"):
         raise ConfigError(
             f"layer_decay={layer_decay} needs a timm backbone (it uses timm's layer map); remove "
-            "--model.optimizer.layer_decay or use a timm model"
+            "--model.init_args.optimizer.layer_decay or use a timm model"
         )
     if not 0 < layer_decay <= 1:
         raise ConfigError(f"layer_decay={layer_decay} must be in (0, 1]; 0.75 is a common choice for fine-tuning")

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torchmetrics import ClasswiseWrapper, Metric, MetricCollection
 
 from trainkit.errors import ConfigError
+from trainkit.models.lora import restore_lora
 from trainkit.optim import OptimizerConfig, SchedulerConfig
 from trainkit.optim.param_groups import BackboneSplit
 
@@ -113,6 +114,12 @@ class TaskModule(LightningModule):
         optimizer = self.trainer.optimizers[0] if self.trainer.optimizers else None
         if optimizer is not None and self.trainer._logger_connector.should_update_logs:
             self.log("train/lr", optimizer.param_groups[0]["lr"], on_step=True, on_epoch=False, batch_size=1)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Rebuild the LoRA adapters a checkpoint's weights were trained with, before Lightning loads them."""
+        trainer = self._trainer
+        fitting = trainer is not None and trainer.state.fn == "fit"
+        restore_lora(self.optimized_module(), checkpoint, fitting=fitting)
 
     def optimized_module(self) -> nn.Module:
         """The module whose trainable parameters the optimizer covers (a distillation student overrides it)."""

@@ -133,6 +133,7 @@ class DistillationModule(ClassificationModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Checkpoints hold no teacher; keep the one this module loaded so that strict loading still matches."""
+        super().on_load_checkpoint(checkpoint)
         if self.teacher is not None:
             checkpoint["state_dict"].update({f"{TEACHER}.{k}": v for k, v in self.teacher.state_dict().items()})
 

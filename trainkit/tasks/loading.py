@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import importlib
-import warnings
 from pathlib import Path
 
 from trainkit.checkpoints import load_checkpoint
 from trainkit.errors import ConfigError
-from trainkit.models.lora import apply_lora, saved_lora_settings
 from trainkit.tasks.base import TaskModule
 
 
@@ -24,12 +22,5 @@ def load_task(path: str | Path) -> TaskModule:
         raise ConfigError(f"checkpoint '{path}' does not record its task class; use one written by `trainkit fit`")
     module_name, _, class_name = class_path.rpartition(".")
     task_class = getattr(importlib.import_module(module_name), class_name)
-    lora = saved_lora_settings(checkpoint)
-    if lora is None:
-        return task_class.load_from_checkpoint(path, map_location="cpu")
-    with warnings.catch_warnings():  # the adapter weights cannot fit until the adapters exist: loaded below
-        warnings.simplefilter("ignore")
-        task = task_class.load_from_checkpoint(path, map_location="cpu", strict=False)
-    apply_lora(task.optimized_module(), lora)
-    task.load_state_dict(checkpoint["state_dict"])
-    return task
+    # The task's on_load_checkpoint rebuilds the LoRA adapters the weights need, if any.
+    return task_class.load_from_checkpoint(path, map_location="cpu")

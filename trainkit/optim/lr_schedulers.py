@@ -1,4 +1,5 @@
-"""ScheduleLR: an LRScheduler that sets every param group's LR to its own base LR times one schedule factor."""
+"""The two LRScheduler subclasses: ScheduleLR (each group's base LR times one closed-form factor) and OneCycle
+(torch's OneCycleLR, extended so param groups added later join the cycle)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.optim.lr_scheduler import LRScheduler
+from torch.optim.lr_scheduler import LRScheduler, OneCycleLR
+
+_CYCLE_KEYS = ("max_momentum", "base_momentum")
 
 
 class ScheduleLR(LRScheduler):
@@ -31,3 +34,17 @@ class ScheduleLR(LRScheduler):
     def state_dict(self) -> dict[str, Any]:
         # The factor is a closure rebuilt from the config; only the position and base LRs are state.
         return {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "factor")}
+
+
+class OneCycle(OneCycleLR):
+    """torch's OneCycleLR; a group added during training (an unfrozen backbone) cycles around its own LR."""
+
+    def get_lr(self) -> list[float]:
+        first = self.optimizer.param_groups[0]
+        for group in self.optimizer.param_groups:
+            if "max_lr" not in group:  # added after construction: same cycle, scaled to the group's LR
+                group["max_lr"] = group["lr"]
+                group["initial_lr"] = group["lr"] * first["initial_lr"] / first["max_lr"]
+                group["min_lr"] = group["lr"] * first["min_lr"] / first["max_lr"]
+                group.update({key: first[key] for key in _CYCLE_KEYS if key in first})
+        return super().get_lr()

@@ -3,7 +3,7 @@
 Closed forms rather than torch's chainable schedulers: a factor composes with warmup for every shape, applies to
 every param group's own base LR (discriminative LRs), and lets groups join later (unfreezing) at the right point.
 Each shape is `shape(s, n, floor, **kwargs)`: the factor at interval `s` of the `n` intervals after warmup; its
-keyword arguments are the `--model.scheduler.kwargs` it accepts.
+keyword arguments are the `--model.init_args.scheduler.kwargs` it accepts.
 """
 
 from __future__ import annotations
@@ -63,6 +63,11 @@ def cosine_restarts(s: int, n: int, floor: float, period: float = 0.25, period_m
 def linear(s: int, n: int, floor: float) -> float:
     """1 - (1 - floor) * s / (n - 1): straight down to the floor on the last step."""
     return 1 - (1 - floor) * _progress(s, n)
+
+
+def polynomial(s: int, n: int, floor: float, power: float = 1.0) -> float:
+    """floor + (1 - floor) * (1 - s / (n - 1)) ** power: decay to the floor, as transformers' polynomial schedule."""
+    return floor + (1 - floor) * (1 - _progress(s, n)) ** power
 
 
 def inverse_sqrt(s: int, n: int, floor: float, warmup: int = 0, timescale: float | None = None) -> float:

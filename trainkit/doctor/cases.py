@@ -1,0 +1,224 @@
+"""The doctor's cases, one record each: how it is detected, its title, likely causes and the flags to try.
+
+Adding a case is one `Case(...)` entry in `CASES` (and its detector beside it). Cases are looked for in the order
+listed; `superseded_by` names the cases that, once found, explain the curve so that this one is not looked for.
+
+The thresholds are deliberately loose: a finding must be plain on the plot, because a false alarm on a healthy run
+costs the user more than a missed subtle one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from trainkit.doctor.evidence import (
+    MIN_VAL_POINTS,
+    Evidence,
+    Hit,
+    Settings,
+    last_step,
+    nonfinite_steps,
+    value_at,
+)
+
+CLIP = "--trainer.gradient_clip_val 1.0"
+SKIP_NONFINITE = "--nan_guard.action skip"
+PER_MODULE = "--train_stats.per_module true"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One kind of problem the doctor names."""
+
+    name: str
+    title: str
+    causes: tuple[str, ...]
+    detect: Callable[[Evidence], Hit | None]
+    flags: Callable[[Hit, Settings], list[str]]
+    """Flags to try (or plain advice), with numbers taken from the run's own config where it has them."""
+    color: str = "gray"
+    """Shading of the case's steps in doctor.png."""
+    needs_trend: bool = True
+    """Only looked for when enough training losses were logged to speak of a trend."""
+    superseded_by: tuple[str, ...] = ()
+
+
+def _nan(e: Evidence) -> Hit | None:
+    curves = e.curves
+    bad_steps, bad_val = nonfinite_steps(curves.train), nonfinite_steps(curves.val)
+    caught = list(curves.nonfinite_steps)
+    steps = sorted(set(bad_steps + bad_val + caught))
+    if not steps:
+        return None
+    parts = []
+    if bad_steps:
+        parts.append(f"train loss non-finite at {len(bad_steps)} logged step(s) from step {bad_steps[0]}")
+    if bad_val:
+        parts.append(f"val loss non-finite at {len(bad_val)} validation(s) from step {bad_val[0]}")
+    if caught:
+        parts.append(f"the non-finite guard caught {len(caught)} step(s), first at step {caught[0]}")
+    return Hit(steps[0], last_step(curves), "; ".join(parts))
+
+
+def _diverging(e: Evidence) -> Hit | None:
+    t, train, curves = e.trend, e.train, e.curves
+    # Grew well past where it started and far above its own best: not noise, not a warmup bump that recovers.
+    grew = t.tail > 1.3 * t.head and t.tail > 1.5 * t.low
+    # Or it gave back most of its progress and ended at twice its best (a warmup into too high an LR).
+    grew = grew or (t.tail > 2 * t.low and t.tail - t.low > max(0.5 * (t.head - t.low), 2 * t.late_noise))
+    # Or it shot up right before the NaN that ended it (the usual huge-LR story).
+    exploded_into_nan = bool(curves.nonfinite_steps or not np.all(np.isfinite(curves.train.values))) and (
+        t.tail > 2.0 * t.low and t.tail > t.head
+    )
+    if not (grew or exploded_into_nan):
+        return None
+    return Hit(t.low_step, int(train.steps[-1]),
+               f"train loss rose from {t.low:.3g} (step {t.low_step}) to {t.tail:.3g}; it started at {t.head:.3g}")
+
+
+def _oscillating(e: Evidence) -> Hit | None:
+    t, train = e.trend, e.train
+    # In the second half, swings as large as half the loss itself and large on the scale of the starting loss:
+    # batch noise near convergence is large relative to a small loss, but small against where the run began.
+    if not (t.late_noise > 0.5 * abs(t.tail) and t.late_noise > 0.2 * abs(t.head)):
+        return None
+    return Hit(int(train.steps[len(train) // 2]), int(train.steps[-1]),
+               f"train loss swings by ±{t.late_noise:.3g} around {t.tail:.3g} in the second half of the run "
+               f"(it started at {t.head:.3g})")
+
+
+def _jump(e: Evidence) -> Hit | None:
+    t, values, steps = e.trend, e.train.values, e.train.steps
+    window = max(3, len(values) // 20)
+    step_noise = float(np.median(np.abs(np.diff(values)))) + 1e-12
+    bases = np.asarray([np.median(values[i - window: i]) for i in range(window, len(values))])
+    rises = values[window:] - bases
+    # Small batches make heavy-tailed losses: a jump must also dwarf the run's other big rises (its 5th largest).
+    typical_big = float(np.sort(rises)[-5]) if len(rises) >= 20 else 0.0
+    events: list[int] = []
+    for offset, (base, rise) in enumerate(zip(bases, rises, strict=True)):
+        i = offset + window
+        # A jump towers over the batch-to-batch noise, at least doubles the recent loss and is large on the scale
+        # of the whole curve; an LR warmup bump or a hard batch is not all of these at once.
+        if (rise > 10 * step_noise and values[i] > 2 * base and rise > 0.25 * (t.head - t.low + t.noise)
+                and rise > 3 * typical_big):
+            if not events or i - events[-1] > window:
+                events.append(i)
+    if not events or len(events) > 3:  # many jumps are an oscillating curve, not a jump
+        return None
+    i = max(events, key=lambda j: values[j])
+    base = float(np.median(values[max(0, i - window): i]))
+    return Hit(int(steps[i]), int(steps[min(len(steps) - 1, i + window)]),
+               f"train loss jumped from {base:.3g} to {values[i]:.3g} at step {int(steps[i])}"
+               + (f" ({len(events)} jumps)" if len(events) > 1 else ""))
+
+
+def _slow(e: Evidence) -> Hit | None:
+    t, train = e.trend, e.train
+    first_half, second_half = t.head - t.middle, t.middle - t.tail
+    # Still falling at the end about as fast as at the start (not converged), yet little progress overall.
+    # A tiny LR also gives a smooth curve: the batch noise stays small next to the loss.
+    if not (0.02 < t.drop < 0.3 and second_half > 0.25 * max(first_half, 0.0) and second_half > t.noise / 4
+            and t.noise < 0.1 * t.level):
+        return None
+    lr = e.curves.lr.finite()
+    if len(lr) >= 2 and lr.values[-1] >= lr.values.max() and lr.values[-1] > 1.5 * lr.values[0]:
+        return None  # the LR is still warming up to its peak: slow early progress is the schedule, not a fault
+    return Hit(int(train.steps[0]), int(train.steps[-1]),
+               f"train loss fell only {100 * t.drop:.1f}% ({t.head:.3g} -> {t.tail:.3g}) and is still "
+               "falling at the same pace")
+
+
+def _flat(e: Evidence) -> Hit | None:
+    t, train = e.trend, e.train
+    if abs(t.drop) >= 0.02 or (t.head - t.middle) / max(abs(t.head), 1e-12) >= 0.02:
+        return None
+    val = e.curves.val.finite()
+    if len(val) >= 2 and abs(val.values[0] - val.values.min()) > 0.02 * abs(val.values[0]):
+        return None  # validation moved: the training loss alone being flat is not this case
+    val_note = f"; val loss {val.values[0]:.3g} -> {val.values[-1]:.3g}" if len(val) else ""
+    return Hit(int(train.steps[0]), int(train.steps[-1]),
+               f"train loss changed {100 * -t.drop:+.1f}% over the run ({t.head:.3g} -> {t.tail:.3g}){val_note}")
+
+
+def _val_flat(e: Evidence) -> Hit | None:
+    val, t = e.curves.val.finite(), e.trend
+    if len(val) < MIN_VAL_POINTS:
+        return None
+    first, last = float(val.values[0]), float(val.values[-1])
+    improved = (first - float(val.values.min())) > 0.02 * abs(first)
+    if t.drop > 0.3 and not improved and (last - t.tail) > 0.5 * (t.head - t.tail):
+        return Hit(int(val.steps[0]), int(val.steps[-1]),
+                   f"train loss fell {t.head:.3g} -> {t.tail:.3g} but val loss never improved on its first "
+                   f"value {first:.3g} (last {last:.3g})")
+    return None
+
+
+def _overfitting(e: Evidence) -> Hit | None:
+    val, t = e.curves.val.finite(), e.trend
+    if len(val) < MIN_VAL_POINTS:
+        return None
+    values = val.values
+    first, best_index = float(values[0]), int(np.argmin(values))
+    best, last = float(values[best_index]), float(values[-1])
+    improved = (first - best) > 0.02 * abs(first)
+    val_noise = float(np.median(np.abs(np.diff(values)))) if len(values) > 2 else 0.0
+    rose = last - best > max(0.05 * abs(best), 2 * val_noise) and bool(np.all(values[best_index + 1:] > best))
+    train_at_best = value_at(e.train, int(val.steps[best_index]))
+    train_kept_falling = train_at_best is not None and t.tail < 0.9 * train_at_best
+    if not (improved and best_index < len(values) - 1 and rose and train_kept_falling):
+        return None
+    epoch = int(val.epochs[best_index]) if np.isfinite(val.epochs[best_index]) else best_index
+    return Hit(int(val.steps[best_index]), int(val.steps[-1]),
+               f"val loss was best ({best:.3g}) at epoch {epoch} (step {int(val.steps[best_index])}), then "
+               f"rose to {last:.3g} while train loss fell {train_at_best:.3g} -> {t.tail:.3g}; "
+               f"stop at epoch {epoch}", stop_epoch=epoch)
+
+
+def _stop_at_best(hit: Hit) -> str:
+    epoch = hit.stop_epoch
+    return f"--trainer.max_epochs {epoch + 1}" if epoch is not None else "--trainer.max_epochs <best epoch + 1>"
+
+
+_WHOLE_TRAIN_CURVE = ("diverging", "oscillating")  # these describe the whole curve; milder rules would restate them
+_WHOLE_RUN = ("diverging", "flat")  # with training itself broken, validation says nothing more
+
+CASES: dict[str, Case] = {case.name: case for case in (
+    Case("nan", "NaN loss",
+         ("exploding gradients", "log or division by zero in the loss", "NaN/Inf in the data", "fp16 overflow"),
+         _nan, lambda hit, run: [CLIP, run.lr_times(0.1, "<LR/10>"), "--trainer.precision 32-true", SKIP_NONFINITE],
+         color="black", needs_trend=False),
+    Case("diverging", "diverging", ("LR too high", "exploding gradients", "bad data", "no input normalisation"),
+         _diverging, lambda hit, run: [run.lr_times(0.1, "<LR/10>"), CLIP, "--model.init_args.scheduler.warmup 0.05"],
+         color="red"),
+    Case("oscillating", "oscillating", ("LR too high", "batch too small", "poor shuffling", "bad samples"),
+         _oscillating, lambda hit, run: [run.lr_times(0.1, "<LR/10>"), run.batch_times(4), CLIP],
+         color="purple", superseded_by=("diverging",)),
+    Case("jump", "sharp jump", ("non-finite or extreme values in a batch", "outlier samples", "poor shuffling"),
+         _jump, lambda hit, run: [CLIP, SKIP_NONFINITE, "check the batches at the jump for outliers"],
+         color="orange", superseded_by=_WHOLE_TRAIN_CURVE),
+    Case("slow", "slow decline", ("LR too small", "vanishing gradients"),
+         _slow, lambda hit, run: [run.lr_times(10, "<LR*10>"), "--model.init_args.scheduler.name onecycle",
+                                  f"{PER_MODULE} (vanishing grads)"],
+         color="gold", superseded_by=_WHOLE_TRAIN_CURVE),
+    Case("flat", "train and val flat",
+         ("wrong loss for the task", "frozen parameters", "LR far too small", "architecture mismatch"),
+         _flat, lambda hit, run: [run.lr_times(10, "<LR*10>"), f"{PER_MODULE} (are gradients zero?)",
+                                  "check requires_grad and the loss"],
+         color="gray", superseded_by=_WHOLE_TRAIN_CURVE),
+    Case("val_flat", "val flat while train improves",
+         ("label or data-preparation bug in the val split", "train/val distribution shift", "class imbalance"),
+         _val_flat, lambda hit, run: ["check val labels and preprocessing match train",
+                                      "compare class counts of train and val"],
+         color="teal", superseded_by=_WHOLE_RUN),
+    Case("overfitting", "overfitting", ("model memorises the training set: too little data or regularisation",),
+         _overfitting, lambda hit, run: [
+             _stop_at_best(hit), "--early_stopping.patience 3", "--model.init_args.drop_rate 0.2",
+             "--model.init_args.optimizer.weight_decay 0.1",
+             "--data.init_args.train_transform trainkit.augment.ImageAugment (augmentation)"],
+         color="tab:blue", superseded_by=_WHOLE_RUN),
+)}
+"""Case name -> its record, in the order the cases are looked for."""
