@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -122,3 +125,22 @@ def test_a_moved_run_resumes_into_its_own_folder(workdir: Path, trainkit) -> Non
     assert last["global_step"] == 8
     assert Path(state["best_model_path"]).resolve().parent == ckpts.resolve()
     assert not (workdir / "runs").exists()
+
+
+@pytest.mark.slow
+def test_fits_started_together_each_get_their_own_folder(workdir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TRAINKIT_RUN_VERSION"}
+    env.update(PYTHONPATH=str(Path(__file__).resolve().parents[1]), OMP_NUM_THREADS="1")
+    fits = [subprocess.Popen([sys.executable, "-m", "trainkit", "fit", *TINY_DIGITS, "--seed_everything", str(seed),
+                              "--test_after_fit", "false"], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True) for seed in (1, 2, 3)]
+    errors = [fit.communicate(timeout=600)[1] for fit in fits]
+    assert [fit.returncode for fit in fits] == [0, 0, 0], errors
+    runs = sorted((workdir / "runs" / "digits").iterdir())
+    assert [run.name for run in runs] == ["version_0", "version_1", "version_2"]
+    seeds = sorted(next(line for line in (run / "config.yaml").read_text().splitlines()
+                        if line.startswith("seed_everything")) for run in runs)
+    assert seeds == [f"seed_everything: {seed}" for seed in (1, 2, 3)]  # each folder holds its own run's config
+    for run in runs:
+        assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+        assert len({len(line.split(",")) for line in (run / "metrics.csv").read_text().splitlines()}) == 1
