@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.conftest import TINY_DIGITS
 from trainkit.errors import ConfigError
 from trainkit.runs import next_version, plan_version, resolve_ckpt_path, run_dir_of_checkpoint
 
@@ -52,3 +58,89 @@ def test_resume_reuses_the_checkpoints_run_folder(tmp_path: Path, monkeypatch: p
     assert plan_version(tmp_path, "exp", None, str(ckpt)) == "version_3"
     assert plan_version(tmp_path, "exp", "job_42", None) == "job_42"
     assert plan_version(tmp_path, "exp", None, None) == "version_4"
+
+
+def _claim(root: str, barrier, names) -> None:  # noqa: ANN001
+    barrier.wait()
+    names.append(plan_version(root, "exp", None, None))
+
+
+def test_simultaneous_claims_never_share_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRAINKIT_RUN_VERSION", raising=False)
+    context = multiprocessing.get_context("fork")
+    with context.Manager() as manager:
+        barrier, names = manager.Barrier(6), manager.list()
+        workers = [context.Process(target=_claim, args=(str(tmp_path), barrier, names)) for _ in range(6)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+        claimed = list(names)
+    assert sorted(claimed) == [f"version_{n}" for n in range(6)]
+    assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == sorted(claimed)
+
+
+@pytest.mark.parametrize(("experiment", "run_name"), [("exp", "../../elsewhere"), ("/abs/exp", None),
+                                                        ("../exp", None), ("exp", "/tmp/x"), ("exp", "a/../../b")])
+def test_run_folders_stay_inside_runs_dir(tmp_path: Path, experiment: str, run_name: str | None) -> None:
+    with pytest.raises(ConfigError, match="outside --runs_dir"):
+        plan_version(tmp_path / "runs", experiment, run_name, None)
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_fresh_fit_into_a_named_run_is_refused_unless_overwritten(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRAINKIT_RUN_VERSION", raising=False)
+    old = tmp_path / "exp" / "mine" / "checkpoints" / "best.ckpt"
+    old.parent.mkdir(parents=True)
+    torch.save({}, old)
+    with pytest.raises(ConfigError, match="already holds a run.*--overwrite true"):
+        plan_version(tmp_path, "exp", "mine", None)
+    assert old.exists()
+    assert plan_version(tmp_path, "exp", "mine", str(old)) == "mine"  # resuming it is fine
+    assert plan_version(tmp_path, "exp", "mine", None, overwrite=True) == "mine"
+    assert not old.exists() and (tmp_path / "exp" / "mine").is_dir()
+
+
+def test_a_failed_start_leaves_no_folder_and_a_reused_name_keeps_its_run(workdir: Path, trainkit, capsys) -> None:  # noqa: ANN001
+    assert trainkit("fit", *TINY_DIGITS, "--run_name", "mine", "--test_after_fit", "false") == 0
+    metrics = (workdir / "runs" / "digits" / "mine" / "metrics.csv").read_text()
+    capsys.readouterr()
+    assert trainkit("fit", *TINY_DIGITS, "--run_name", "mine") == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (workdir / "runs" / "digits" / "mine" / "metrics.csv").read_text() == metrics
+    assert trainkit("fit", *TINY_DIGITS, "--model.init_args.num_classes", "5") == 2  # fails after the claim
+    assert sorted(p.name for p in (workdir / "runs" / "digits").iterdir()) == ["mine"]
+
+
+def test_a_moved_run_resumes_into_its_own_folder(workdir: Path, trainkit) -> None:  # noqa: ANN001
+    args = [*TINY_DIGITS, "--model.init_args.scheduler.name", "constant", "--test_after_fit", "true"]
+    assert trainkit("fit", *args) == 0
+    shutil.move(workdir / "runs", workdir / "moved")
+    assert trainkit("fit", *args, "--runs_dir", "moved", "--trainer.max_epochs", "2", "--ckpt_path", "last") == 0
+    ckpts = workdir / "moved" / "digits" / "version_0" / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["best.ckpt", "last.ckpt"]  # no last-v1, no best-v1
+    last = torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=True)
+    state = next(v for k, v in last["callbacks"].items() if k.startswith("RunCheckpoint"))
+    assert last["global_step"] == 8
+    assert Path(state["best_model_path"]).resolve().parent == ckpts.resolve()
+    assert not (workdir / "runs").exists()
+
+
+@pytest.mark.slow
+def test_fits_started_together_each_get_their_own_folder(workdir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TRAINKIT_RUN_VERSION"}
+    env.update(PYTHONPATH=str(Path(__file__).resolve().parents[1]), OMP_NUM_THREADS="1")
+    fits = [subprocess.Popen([sys.executable, "-m", "trainkit", "fit", *TINY_DIGITS, "--seed_everything", str(seed),
+                              "--test_after_fit", "false"], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True) for seed in (1, 2, 3)]
+    errors = [fit.communicate(timeout=600)[1] for fit in fits]
+    assert [fit.returncode for fit in fits] == [0, 0, 0], errors
+    runs = sorted((workdir / "runs" / "digits").iterdir())
+    assert [run.name for run in runs] == ["version_0", "version_1", "version_2"]
+    seeds = sorted(next(line for line in (run / "config.yaml").read_text().splitlines()
+                        if line.startswith("seed_everything")) for run in runs)
+    assert seeds == [f"seed_everything: {seed}" for seed in (1, 2, 3)]  # each folder holds its own run's config
+    for run in runs:
+        assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+        assert len({len(line.split(",")) for line in (run / "metrics.csv").read_text().splitlines()}) == 1

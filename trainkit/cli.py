@@ -22,8 +22,15 @@ import trainkit.data  # noqa: F401  (registers the DataModules so `class_path: D
 import trainkit.tasks  # noqa: F401  (registers the task modules for short class_path names)
 from trainkit.callbacks import CLI_CALLBACKS, Throughput, attached
 from trainkit.callbacks._dispatch import NoProfiler, skip_unused_hooks
+from trainkit.checks import check_checkpoint_matches, check_config_files, check_run_config
 from trainkit.loggers import RunCSVLogger
-from trainkit.runs import plan_version, resolve_ckpt_path, run_dir_of_checkpoint
+from trainkit.runs import (
+    check_inside_runs_dir,
+    claim_run_dir,
+    discard_unstarted,
+    resolve_ckpt_path,
+    run_dir_of_checkpoint,
+)
 from trainkit.tasks import TaskModule
 
 HELP_FLAGS = ("-h", "--help", "--print_config")
@@ -67,6 +74,7 @@ class TrainkitCLI(LightningCLI):
         self, args: list[str] | dict[str, Any] | None = None, run: bool = True, description: str = DESCRIPTION
     ) -> None:
         self.run_dir: Path | None = None
+        self._claimed_dir: Path | None = None  # a folder this process created, removed again if the start fails
         # Dataclass field docstrings become --help text, but reading them means tokenizing the source of every
         # class in the parser (about 1 s on 2 cores): only worth it when help or a commented config is printed.
         # The top-level `trainkit --help` lists only the subcommands.
@@ -76,6 +84,15 @@ class TrainkitCLI(LightningCLI):
             arg in HELP_FLAGS or arg.endswith(".help") for arg in argv
         )
         set_parsing_settings(docstring_parse_attribute_docstrings=wants_docs)
+        self._argv = [str(arg) for arg in given]
+        check_config_files(self._argv)
+        try:
+            self._build(args, run, description)
+        except BaseException:
+            discard_unstarted(self._claimed_dir)
+            raise
+
+    def _build(self, args: list[str] | dict[str, Any] | None, run: bool, description: str) -> None:
         super().__init__(
             model_class=TaskModule,
             subclass_mode_model=True,
@@ -83,7 +100,7 @@ class TrainkitCLI(LightningCLI):
             subclass_mode_data=True,
             save_config_callback=RunConfigSaver,
             auto_configure_optimizers=False,
-            parser_kwargs={"exit_on_error": False, "description": description},
+            parser_kwargs={"exit_on_error": False, "description": description, "allow_abbrev": False},
             args=args,
             run=run,
         )
@@ -96,6 +113,7 @@ class TrainkitCLI(LightningCLI):
         add("--monitor", type=str, default="val/loss", help="Metric that picks the best checkpoint and early-stops.")
         add("--mode", type=str, default="min", choices=["min", "max"], help="Whether lower or higher is better.")
         add("--test_after_fit", type=bool, default=False, help="Test the best checkpoint when fit ends.")
+        add("--overwrite", type=bool, default=False, help="Let a fresh fit replace the run already in --run_name.")
         for key, callback_class in CLI_CALLBACKS.items():
             parser.add_lightning_class_args(callback_class, key)
             params = inspect.signature(callback_class.__init__).parameters
@@ -111,6 +129,10 @@ class TrainkitCLI(LightningCLI):
             config.ckpt_path = resolve_ckpt_path(
                 config.ckpt_path, config.runs_dir, config.experiment, config_files, config.get("run_name")
             )
+            check_checkpoint_matches(config, config.ckpt_path, self._argv)
+        if "runs_dir" in config:
+            check_inside_runs_dir(config.runs_dir, config.experiment, config.get("run_name"))
+        check_run_config(config, self.config.get("subcommand"))
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         # Private LightningCLI hook: the one place that holds the Trainer arguments and callbacks before the Trainer.
@@ -139,13 +161,15 @@ class TrainkitCLI(LightningCLI):
         ckpt_path = cfg.get("ckpt_path")
         if self.subcommand in (None, "fit"):
             save_dir = Path(cfg.runs_dir) / cfg.experiment
-            version = plan_version(cfg.runs_dir, cfg.experiment, cfg.run_name, ckpt_path if self.subcommand else None)
+            version, created = claim_run_dir(cfg.runs_dir, cfg.experiment, cfg.run_name,
+                                             ckpt_path if self.subcommand else None, bool(cfg.get("overwrite")))
         else:
             # Evaluations of a finished run log inside it: runs/<exp>/version_N/test/version_K.
             evaluated = run_dir_of_checkpoint(ckpt_path) if ckpt_path else None
             save_dir = (evaluated if evaluated is not None else Path(cfg.runs_dir) / cfg.experiment) / self.subcommand
-            version = plan_version(save_dir.parent, save_dir.name, None, None)
+            version, created = claim_run_dir(save_dir.parent, save_dir.name, None, None)
         self.run_dir = save_dir / version
+        self._claimed_dir = self.run_dir if created else None
         loggers: list[Logger] = [RunCSVLogger(save_dir=str(save_dir), name="", version=version)]
         if importlib.util.find_spec("tensorboard") is not None:
             from lightning.pytorch.loggers import TensorBoardLogger

@@ -55,13 +55,32 @@ def one_line(error: BaseException) -> str:
         for key in re.findall(r'Parser key "([^"]+)"', str(cause)):
             if key not in keys and not any(k.endswith(f".{key}") for k in keys):
                 keys.append(key)
+    where = ".".join(keys)
+    if unimportable := _unimportable_class_path(chain):
+        return f"{where + ': ' if where else ''}{unimportable}"
     text = str(chain[-1]).strip() or type(chain[-1]).__name__
     lines = [line.strip(" -:") for line in text.splitlines() if line.strip(" -:")]
     reason = lines[0] if lines else type(chain[-1]).__name__
-    if re.search(r"is not (accepted|expected)", reason):
+    if re.search(r"is not (accepted|expected)|unrecognized arguments", reason):
         reason += "; check its spelling (`trainkit fit --help` lists the options)"
-    where = ".".join(keys)
     return re.sub(r"\s+", " ", f"{where}: {reason}" if where else reason)
+
+
+def _unimportable_class_path(chain: list[BaseException]) -> str | None:
+    """jsonargparse reports a class_path it cannot import as a type mismatch; name the import failure instead."""
+    for cause in chain:
+        match = re.search(r"Problem with given class_path '([\w.]+)'", str(cause))
+        if match is None:
+            continue
+        module, _, name = match.group(1).rpartition(".")
+        try:
+            found = getattr(importlib.import_module(module), name, None) if module else None
+        except Exception as error:  # noqa: BLE001  the import's own message is the point
+            return (f"class_path '{match.group(1)}' cannot be imported ({type(error).__name__}: {error}); put its "
+                    "module on PYTHONPATH or install it, and check the spelling")
+        if found is None:
+            return f"class_path '{match.group(1)}' names nothing in module '{module}'; check the class name"
+    return None
 
 
 def _is_usage_error(error: BaseException) -> bool:

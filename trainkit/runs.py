@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from trainkit.checkpoints import refusal
 from trainkit.errors import ConfigError
 from trainkit.hpc.atomic import checkpoint_problem
 from trainkit.hpc.slurm_env import slurm_run_name
@@ -35,19 +37,87 @@ def run_dir_of_checkpoint(ckpt_path: str | Path) -> Path | None:
     return path.parent.parent if path.parent.name == CHECKPOINT_DIR else None
 
 
-def plan_version(runs_dir: str | Path, experiment: str, run_name: str | None, ckpt_path: str | None) -> str:
+def plan_version(
+    runs_dir: str | Path, experiment: str, run_name: str | None, ckpt_path: str | None, overwrite: bool = False
+) -> str:
     """Folder name for a fit: the run a resumed checkpoint came from, an explicit name, the SLURM job's folder
-    (`slurm_<job id>`, the same across requeues), or the next version."""
+    (`slurm_<job id>`, the same across requeues), or the next version, claimed so no other fit can take it."""
+    return claim_run_dir(runs_dir, experiment, run_name, ckpt_path, overwrite)[0]
+
+
+def claim_run_dir(
+    runs_dir: str | Path, experiment: str, run_name: str | None, ckpt_path: str | None, overwrite: bool = False
+) -> tuple[str, bool]:
+    """`plan_version`'s folder name, and whether this call created the folder (a fresh `version_N` or name).
+
+    A fresh `version_N` is claimed with a `mkdir` that fails when another fit made it first (then N+1 is tried), so
+    fits started together never share a folder. A fresh fit into a named folder that already holds a run is refused
+    unless `overwrite`, which empties it first.
+    """
+    check_inside_runs_dir(runs_dir, experiment, run_name)
     inherited = os.environ.get(_VERSION_ENV)
     if inherited and (int(os.environ.get("LOCAL_RANK", 0)) > 0 or int(os.environ.get("NODE_RANK", 0)) > 0):
-        return inherited
+        return inherited, False
     run_dir = run_dir_of_checkpoint(ckpt_path) if ckpt_path else None
+    created = False
     if run_dir is not None and run_dir.parent.resolve() == (Path(runs_dir) / experiment).resolve():
         version = run_dir.name
+    elif run_name or slurm_run_name():
+        version = str(run_name or slurm_run_name())
+        folder = Path(runs_dir) / experiment / version
+        if run_name and not ckpt_path and holds_run(folder):
+            if not overwrite:
+                raise ConfigError(
+                    f"run folder {folder} already holds a run; resume it with --ckpt_path last, pick another "
+                    "--run_name, or pass --overwrite true to replace it"
+                )
+            shutil.rmtree(folder)
+        created = not folder.exists()
+        folder.mkdir(parents=True, exist_ok=True)
     else:
-        version = run_name or slurm_run_name() or next_version(runs_dir, experiment)
+        version, created = _claim_next_version(runs_dir, experiment), True
     os.environ[_VERSION_ENV] = version
-    return version
+    return version, created
+
+
+def _claim_next_version(runs_dir: str | Path, experiment: str) -> str:
+    root = Path(runs_dir) / experiment
+    root.mkdir(parents=True, exist_ok=True)
+    version = next_version(runs_dir, experiment)
+    while True:
+        try:
+            (root / version).mkdir()  # atomic: exactly one of several simultaneous fits creates it
+            return version
+        except FileExistsError:
+            version = f"version_{int(version.removeprefix('version_')) + 1}"
+
+
+def holds_run(folder: str | Path) -> bool:
+    """Whether a run folder holds finished work: a checkpoint, or logged metrics beyond the header row."""
+    folder = Path(folder)
+    if any((folder / CHECKPOINT_DIR).glob("*.ckpt")):
+        return True
+    metrics = folder / "metrics.csv"
+    return metrics.is_file() and len(metrics.read_text().splitlines()) > 1
+
+
+def discard_unstarted(folder: str | Path | None) -> None:
+    """Remove a run folder this process claimed when the run failed before it held anything worth keeping."""
+    if folder is not None and Path(folder).is_dir() and not holds_run(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop(_VERSION_ENV, None)
+
+
+def check_inside_runs_dir(runs_dir: str | Path, experiment: str, run_name: str | None) -> None:
+    """Refuse an experiment or run name that would put the run folder outside `runs_dir` (`..`, absolute paths)."""
+    for flag, value in (("--experiment", experiment), ("--run_name", run_name)):
+        if value is None:
+            continue
+        if value in ("", ".") or Path(value).is_absolute() or ".." in Path(value).parts:
+            raise ConfigError(
+                f"{flag} {value!r} would put the run outside --runs_dir {runs_dir}; use a plain name such as "
+                f"'my_run' (no '..', no absolute path), and set --runs_dir to choose where runs go"
+            )
 
 
 def resolve_ckpt_path(
@@ -71,6 +141,8 @@ def resolve_ckpt_path(
             raise ConfigError(f"checkpoint '{value}' does not exist; pass an existing .ckpt file, or best/last/auto")
         if problem := checkpoint_problem(value):
             raise ConfigError(f"checkpoint '{value}' cannot be loaded: {problem}; pass an intact checkpoint instead")
+        if problem := refusal(value):
+            raise ConfigError(f"checkpoint '{value}' is refused: {problem}")
         return value
     name = "last" if value == "auto" else value
     job_run = None if run_name else slurm_run_name()
@@ -99,6 +171,8 @@ def _intact_or_previous(ckpt: Path, name: str) -> str:
     """`ckpt` when it loads; for `last`, else the newest intact checkpoint beside it (reported in one line)."""
     problem = checkpoint_problem(ckpt)
     if problem is None:
+        if refused := refusal(ckpt):
+            raise ConfigError(f"checkpoint '{ckpt}' is refused: {refused}")
         return str(ckpt)
     if name == "last":
         others = [p for p in ckpt.parent.iterdir() if p != ckpt and p.suffix == ".ckpt"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.conftest import TINY_DIGITS
@@ -15,4 +17,28 @@ def test_last_checkpoint_holds_the_final_step_even_between_step_saves(workdir: P
     ckpts = workdir / "runs" / "digits" / "version_0" / "checkpoints"
     last = torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=True)
     assert last["global_step"] == 4
-    assert sorted(p.name for p in ckpts.iterdir()) == ["last.ckpt"]  # no *.tmp left over (no best: no val at step 3)
+    # no *.tmp left over; best is judged at the validation of step 4, whatever the step interval
+    assert sorted(p.name for p in ckpts.iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
+def _val_acc_by_step(run: Path) -> dict[int, float]:
+    with (run / "metrics.csv").open() as file:
+        # Lightning logs validation metrics at global_step - 1; keyed here by the global_step a checkpoint records
+        return {int(row["step"]) + 1: float(row["val/acc"]) for row in csv.DictReader(file) if row.get("val/acc")}
+
+
+def test_best_is_judged_at_every_validation_while_last_follows_the_step_interval(workdir: Path, trainkit) -> None:  # noqa: ANN001
+    # 3 epochs of 4 steps, `last` every 3 steps: Lightning alone picks `best` at steps 6 and 9 against the previous
+    # epoch's val/acc and never judges the final validation.
+    assert trainkit("fit", *TINY_DIGITS, "--trainer.max_epochs", "3", "--checkpoint.every_n_train_steps", "3",
+                    "--checkpoint.every_n_epochs", "1", "--test_after_fit", "false") == 0
+    run = workdir / "runs" / "digits" / "version_0"
+    val_acc = _val_acc_by_step(run)
+    best = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    state = next(v for k, v in best["callbacks"].items() if k.startswith("RunCheckpoint"))
+    assert best["global_step"] in val_acc  # written right after a validation, never at a step trigger
+    assert float(state["best_model_score"]) == pytest.approx(val_acc[best["global_step"]])
+    assert float(state["best_model_score"]) == pytest.approx(max(val_acc.values()))
+    assert sorted(val_acc) == [4, 8, 12]
+    last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["global_step"] == 12

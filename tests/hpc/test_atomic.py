@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.conftest import TINY_DIGITS
 from trainkit.errors import ConfigError
-from trainkit.hpc.atomic import checkpoint_problem, replace_atomically
+from trainkit.hpc.atomic import StagedCheckpointIO, checkpoint_problem, replace_atomically
 from trainkit.runs import resolve_ckpt_path
 
 from ._runs import DIGITS_CONFIG
@@ -102,3 +105,29 @@ def test_resuming_loads_weights_only_so_a_malicious_checkpoint_runs_no_code(work
                     "--trainer.max_epochs", "1", "--ckpt_path", evil)
     assert code != 0
     assert not (workdir / "pwned").exists()
+
+
+def test_saves_stage_beside_the_target_not_in_the_temporary_folder(workdir: Path, trainkit,  # noqa: ANN001
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # Lightning staged each save with tempfile.mkstemp in $TMPDIR: a missing (or full) one failed every save.
+    monkeypatch.setattr(tempfile, "tempdir", str(workdir / "no-such-tmp"))
+    assert trainkit("fit", *TINY_DIGITS, "--test_after_fit", "false") == 0
+    ckpts = workdir / "runs" / "digits" / "version_0" / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert checkpoint_problem(ckpts / "last.ckpt") is None
+
+
+def test_a_full_disk_names_the_folder_and_keeps_the_previous_file(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "last.ckpt"
+    StagedCheckpointIO().save_checkpoint({"step": 1}, target)
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match=f"no space left on the device of {tmp_path}.*--runs_dir"):
+        StagedCheckpointIO().save_checkpoint({"step": 2}, target)
+    monkeypatch.undo()
+    assert torch.load(target, weights_only=True) == {"step": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]

@@ -1,13 +1,21 @@
-"""Checkpointing with trainkit's defaults: `best.ckpt` by the monitored metric and `last.ckpt`, written atomically."""
+"""Checkpointing with trainkit's defaults: `best.ckpt` by the monitored metric and `last.ckpt`, written atomically.
+
+The two have separate triggers: the best checkpoint is judged at every validation (every `every_n_epochs`-th
+epoch), against the metric that validation just computed; `last.ckpt`, the resume point, is also refreshed at the
+step or time interval. Lightning's ModelCheckpoint has one trigger for both, so a step interval made it pick `best`
+at step saves against the previous epoch's metric and skip the final validation.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import time
+from pathlib import Path
+from typing import Any, Literal
 
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from trainkit.hpc.atomic import TMP_SUFFIX, replace_atomically
+from trainkit.hpc.atomic import TMP_SUFFIX, replace_atomically, use_staged_io
 
 
 class RunCheckpoint(ModelCheckpoint):
@@ -36,26 +44,88 @@ class RunCheckpoint(ModelCheckpoint):
             filename: file name of the best checkpoint.
             save_last: also keep `last.ckpt`, the point to resume from.
             save_top_k: how many best checkpoints to keep (-1 keeps all).
-            every_n_epochs: save every N epochs.
-            every_n_train_steps: save every N optimizer steps (keeps mid-epoch resume points fresh).
-            train_time_interval_minutes: save every this many minutes of training.
+            every_n_epochs: judge the best checkpoint at the validation of every N-th epoch (default 1).
+            every_n_train_steps: also refresh last.ckpt every N optimizer steps (mid-epoch resume points).
+            train_time_interval_minutes: also refresh last.ckpt every this many minutes of training.
             save_weights_only: drop optimizer and scheduler state (smaller, but cannot resume exactly).
         """
         from datetime import timedelta
 
         interval = timedelta(minutes=train_time_interval_minutes) if train_time_interval_minutes else None
+        self.best_every_n_epochs = every_n_epochs if every_n_epochs is not None else 1
+        has_interval = bool(every_n_train_steps) or interval is not None
         super().__init__(
             monitor=monitor,
             mode=mode,
             filename=filename,
             save_last=save_last,
             save_top_k=save_top_k,
-            every_n_epochs=every_n_epochs,
+            every_n_epochs=None if has_interval else every_n_epochs,  # Lightning allows one trigger; best has its own
             every_n_train_steps=every_n_train_steps,
             train_time_interval=interval,
             save_weights_only=save_weights_only,
             auto_insert_metric_name=False,
         )
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        use_staged_io(trainer.strategy)  # every save of the run (best, last, the guard's) stays beside its target
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any, **kwargs: Any) -> None:
+        """At the step/time interval refresh `last.ckpt` only: the best checkpoint waits for a validation."""
+        if self._judging_skipped(trainer) or self._last_global_step_saved == trainer.global_step:
+            return
+        due = self._every_n_train_steps >= 1 and trainer.global_step % self._every_n_train_steps == 0
+        if self._train_time_interval is not None:
+            now = time.monotonic()
+            late = self._last_time_checked is not None and (
+                now - self._last_time_checked >= self._train_time_interval.total_seconds())
+            if trainer.strategy.broadcast(late):  # one decision for all ranks, or a save would hang
+                self._last_time_checked, due = now, True
+        if due and self.save_last:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Judge the best checkpoint on the metrics this validation produced, whatever was saved at this step."""
+        if not self._judging_skipped(trainer) and not self._should_save_on_train_epoch_end(trainer):
+            self._judge(trainer)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Without a validation loop the best checkpoint is judged when the training epoch ends."""
+        if not self._judging_skipped(trainer) and self._should_save_on_train_epoch_end(trainer):
+            self._judge(trainer)
+
+    def _judge(self, trainer: Trainer) -> None:
+        candidates = self._monitor_candidates(trainer)
+        if self.best_every_n_epochs >= 1 and (trainer.current_epoch + 1) % self.best_every_n_epochs == 0:
+            self._save_topk_checkpoint(trainer, candidates)
+        if self.save_last and self._last_global_step_saved == trainer.global_step:
+            self._save_last_checkpoint(trainer, candidates)  # the resume point then knows the best just judged
+
+    @staticmethod
+    def _judging_skipped(trainer: Trainer) -> bool:
+        from lightning.pytorch.trainer.states import TrainerFn
+
+        return bool(trainer.fast_dev_run) or trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Resume a run whose folder moved: its best/last paths are taken to this folder, never the old one."""
+        old = state_dict.get("dirpath")
+        if old is None or self.dirpath is None or Path(old) == Path(self.dirpath):
+            super().load_state_dict(state_dict)
+            return
+        state = dict(state_dict, dirpath=self.dirpath)
+
+        def moved(path: Any) -> str:
+            here = Path(self.dirpath) / Path(str(path)).name if path else None
+            return str(here) if here is not None and here.exists() else ""
+
+        state["best_k_models"] = {moved(k): v for k, v in (state.get("best_k_models") or {}).items() if moved(k)}
+        for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+            state[key] = moved(state.get(key))
+        if not state["best_model_path"]:  # the best file stayed behind: judge afresh in this folder
+            state["best_model_score"], state["best_k_models"], state["kth_best_model_path"] = None, {}, ""
+        super().load_state_dict(state)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # Lightning only saves `last` here when nothing was saved in this session; with every_n_train_steps that

@@ -19,6 +19,7 @@ import torch
 from lightning.pytorch import LightningDataModule, LightningModule
 from torch import Tensor, nn
 
+from trainkit.checkpoints import load_checkpoint as read_checkpoint
 from trainkit.runs import resolve_ckpt_path, run_dir_of_checkpoint
 from trainkit.tasks.loading import saved_class
 
@@ -77,7 +78,7 @@ def export(
         elif format == "state_dict":
             torch.save(exported.state_dict(), path)
             loaded = quantize_int8(copy.deepcopy(model)) if quantize == "int8" else copy.deepcopy(model)
-            loaded.load_state_dict(torch.load(path, weights_only=False))
+            loaded.load_state_dict(torch.load(path, weights_only=True))
             outputs = loaded(batch)
         else:
             outputs = _export_onnx(model, batch, path, quantize)
@@ -106,7 +107,7 @@ def load_run(ckpt_path: str | Path) -> tuple[LightningModule, LightningDataModul
     From the run's saved config.yaml when the checkpoint lies in a run folder (this covers networks given by
     class_path, which are not among the hyperparameters), else from the class paths saved in the checkpoint.
     """
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    checkpoint = read_checkpoint(ckpt_path)
     run_dir = run_dir_of_checkpoint(ckpt_path)
     config_path = run_dir / "config.yaml" if run_dir is not None else None
     if config_path is not None and config_path.is_file():

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from trainkit.checkpoints import load_checkpoint
 from trainkit.errors import ConfigError
 from trainkit.models.lora import CHECKPOINT_KEY, MERGED, merge_lora, saved_lora_settings
 from trainkit.tasks.loading import load_task
@@ -24,7 +25,7 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     path = Path(args.checkpoint)
     model = load_task(path)
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint(path)
     settings = saved_lora_settings(checkpoint)
     if settings is None:
         raise ConfigError(f"checkpoint '{path}' holds no LoRA adapters to merge; pass the checkpoint of a --lora.r run")

@@ -73,6 +73,14 @@ def _diverging(e: Evidence) -> Hit | None:
     exploded_into_nan = bool(curves.nonfinite_steps or not np.all(np.isfinite(curves.train.values))) and (
         t.tail > 2.0 * t.low and t.tail > t.head
     )
+    # Or it blew up within the first steps, so even its head is high: orders of magnitude above the first loss.
+    first, val = float(train.values[0]), e.curves.val.finite().values
+    worst_val = float(np.max(val)) if len(val) else -np.inf
+    if first > 0 and (t.tail > 10 * first or worst_val > 100 * first):
+        val_part = f", val loss reached {worst_val:.3g}" if worst_val > 100 * first else ""
+        return Hit(int(train.steps[0]), int(train.steps[-1]),
+                   f"loss rose by orders of magnitude: train loss {first:.3g} at step {int(train.steps[0])} to "
+                   f"{t.tail:.3g}{val_part}")
     if not (grew or exploded_into_nan):
         return None
     return Hit(t.low_step, int(train.steps[-1]),

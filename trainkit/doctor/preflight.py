@@ -63,7 +63,7 @@ def _precision(precision: str, accelerator: str) -> list[str]:
 def _strategy(strategy: Any, accelerator: str) -> list[str]:
     name = strategy if isinstance(strategy, str) else type(strategy).__name__
     lowered = name.lower().replace("strategy", "")
-    if accelerator != "cuda" and any(lowered.startswith(s.replace("_", "")) or lowered.startswith(s) for s in _SHARDED):
+    if accelerator != "cuda" and any(s.replace("_", "") in lowered or s in lowered for s in _SHARDED):  # BlockFSDP
         return [f"trainer.strategy={name} needs CUDA GPUs but this run is on {accelerator}; use "
                 "--trainer.strategy ddp (or auto) here, and FSDP on a GPU node"]
     if isinstance(strategy, str):
@@ -159,6 +159,9 @@ def overfit_one_batch(trainer: Trainer, module: LightningModule, steps: int = 8)
         where = "on the first batch" if len(losses) == 1 else f"after {len(losses) - 1} step(s) on one batch"
         return [f"the loss is {losses[-1]} {where}; check the data for NaN/Inf and the loss for log(0) or x/0, "
                 f"or lower --model.init_args.optimizer.lr (now {lr})"]
+    if max(losses) > 10 * abs(losses[0]) + 1e-12:  # up by an order of magnitude on one batch: divergence
+        return [f"the loss diverges on one batch ({losses[0]:.4g} -> {max(losses):.4g} in {len(losses) - 1} steps at "
+                f"lr {lr}); the LR is far too high: lower --model.init_args.optimizer.lr (e.g. to a tenth)"]
     # Any decrease beyond float noise counts: a bounded-gradient loss (Huber on large targets) moves slowly at first.
     if not min(losses[1:]) < losses[0] - 1e-6 * abs(losses[0]):
         return [f"the model cannot reduce the loss on one batch ({losses[0]:.4g} -> {losses[-1]:.4g} in {steps} "

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import zipfile
 from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
 
 TMP_SUFFIX = ".tmp"
 
@@ -45,3 +50,33 @@ def checkpoint_problem(path: str | Path) -> str | None:
         return f"record {bad} fails its checksum" if bad else None
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         return f"not a complete checkpoint ({error})"
+
+
+class StagedCheckpointIO(TorchCheckpointIO):
+    """Lightning's torch checkpoint IO, staging each file beside its target instead of in the temporary folder.
+
+    Lightning stages local saves with a `tempfile.mkstemp` in $TMPDIR and moves them over: a kill leaves the copy
+    there, a full disk reads as "Invalid cross-device link", and a full $TMPDIR names no path. Staged beside the
+    target, the final step is one `os.replace` on the same filesystem.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        final = Path(path)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staged = final.with_name(final.name + ".partial")
+        try:
+            with staged.open("wb") as file:
+                torch.save(checkpoint, file)
+            os.replace(staged, final)
+        except OSError as error:
+            staged.unlink(missing_ok=True)
+            if error.errno == errno.ENOSPC:
+                raise OSError(error.errno, f"no space left on the device of {final.parent} while saving {final.name}; "
+                                           "free space there or set --runs_dir to a disk with room") from error
+            raise
+
+
+def use_staged_io(strategy: Any) -> None:
+    """Give `strategy` StagedCheckpointIO when it uses Lightning's default torch checkpoint IO."""
+    if type(strategy.checkpoint_io) is TorchCheckpointIO:
+        strategy.checkpoint_io = StagedCheckpointIO()

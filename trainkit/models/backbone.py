@@ -19,6 +19,8 @@ def create_backbone(
     if not timm.is_model(name):
         close = difflib.get_close_matches(name, timm.list_models(), n=3)
         hint = f"did you mean: {', '.join(close)}?" if close else "see timm.list_models() for the names"
+        if "." in name:  # a dotted name is a class of the user's, which goes by class_path
+            hint = f"to use your own network set --model.init_args.backbone.class_path {name} (module on PYTHONPATH)"
         raise ConfigError(f"backbone '{name}' is not a timm model; {hint}")
     try:
         return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **kwargs)

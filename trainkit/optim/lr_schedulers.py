@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from torch.optim.lr_scheduler import LRScheduler, OneCycleLR
 
+from trainkit.errors import ConfigError
+
 _CYCLE_KEYS = ("max_momentum", "base_momentum")
 
 
@@ -19,8 +21,10 @@ class ScheduleLR(LRScheduler):
     its base LR and follows the same schedule from the current interval on.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, factor: Callable[[int], float], last_epoch: int = -1) -> None:
+    def __init__(self, optimizer: torch.optim.Optimizer, factor: Callable[[int], float], last_epoch: int = -1,
+                 total: int | None = None) -> None:
         self.factor = factor
+        self.total = total  # the run length the factor was built for; a resume must keep it
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -35,6 +39,12 @@ class ScheduleLR(LRScheduler):
         # The factor is a closure rebuilt from the config; only the position and base LRs are state.
         return {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "factor")}
 
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = state_dict.get("total", state_dict.get("total_steps"))
+        if "total_steps" in state_dict or (saved is not None and self.total is not None and saved != self.total):
+            raise schedule_changed(saved, self.total)
+        super().load_state_dict(state_dict)
+
 
 class OneCycle(OneCycleLR):
     """torch's OneCycleLR; a group added during training (an unfrozen backbone) cycles around its own LR."""
@@ -48,3 +58,19 @@ class OneCycle(OneCycleLR):
                 group["min_lr"] = group["lr"] * first["min_lr"] / first["max_lr"]
                 group.update({key: first[key] for key in _CYCLE_KEYS if key in first})
         return super().get_lr()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = state_dict.get("total_steps", state_dict.get("total"))
+        if saved != self.total_steps or "total_steps" not in state_dict:
+            raise schedule_changed(saved, self.total_steps)
+        super().load_state_dict(state_dict)
+
+
+def schedule_changed(saved: int | None, now: int | None) -> ConfigError:
+    """The one-line refusal to resume a schedule built for another run length (torch would step past its end)."""
+    built = f"a run of {saved} intervals" if saved else "another kind of schedule"
+    return ConfigError(
+        f"the checkpoint's LR schedule was built for {built}, this run needs {now or 'another'}: trainkit does not "
+        "stretch a schedule on resume; resume with the run length it started with (the same --trainer.max_epochs / "
+        "--trainer.max_steps), or start a fresh fit without --ckpt_path"
+    )

@@ -6,8 +6,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from trainkit.checkpoints import load_checkpoint
 from trainkit.errors import ConfigError
 from trainkit.tasks.base import TaskModule
 
@@ -18,7 +17,7 @@ def load_task(path: str | Path) -> TaskModule:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"checkpoint '{path}' does not exist; train it first (e.g. `trainkit fit --config ...`)")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint(path)
     task_class = saved_class(checkpoint, path)
     # The task's on_load_checkpoint rebuilds the LoRA adapters the weights need, if any.
     return task_class.load_from_checkpoint(path, map_location="cpu")

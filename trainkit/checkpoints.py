@@ -1,0 +1,63 @@
+"""The one way trainkit reads a checkpoint: weights only, so a checkpoint from anywhere can never run code.
+
+A `.ckpt` is a pickle; a full unpickle (`weights_only=False`) calls whatever `__reduce__` the file names, e.g.
+`os.system`. torch's weights-only unpickler accepts tensors, containers and the classes registered with
+`torch.serialization.add_safe_globals` (trainkit registers its OptimizerConfig/SchedulerConfig), nothing else.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainkit.errors import ConfigError
+
+
+def _register_safe_globals() -> None:
+    import trainkit.optim  # noqa: F401  (registers the config classes that tasks keep in their hyperparameters)
+
+
+def unsafe_globals(path: str | Path) -> list[str]:
+    """Names of the callables/classes a checkpoint file would import when unpickled that weights-only loading refuses.
+
+    Read from the pickle's opcodes, without unpickling anything; a sharded (folder) checkpoint holds no pickle here.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return []
+    _register_safe_globals()
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # noqa: BLE001  a file torch cannot scan is reported by the load itself
+        return []
+
+
+def refusal(path: str | Path) -> str | None:
+    """Why trainkit refuses to load `path` (it would run code), or None when it holds only weights and plain data."""
+    names = unsafe_globals(path)
+    if not names:
+        return None
+    shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
+    return (f"it holds objects that would run code when loaded ({shown}); trainkit loads checkpoints weights-only: "
+            "use a checkpoint written by `trainkit fit`, or re-save a trusted one's state_dict with torch.save")
+
+
+def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """Load a checkpoint file on the CPU, weights only; a file that would run code raises ConfigError in one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"checkpoint '{path}' does not exist; pass an existing .ckpt file")
+    if problem := refusal(path):
+        raise ConfigError(f"checkpoint '{path}' is refused: {problem}")
+    _register_safe_globals()
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"checkpoint '{path}' is refused: weights-only loading failed ({first}); use a checkpoint "
+                          "written by `trainkit fit`") from error
+    except (RuntimeError, EOFError) as error:
+        raise ConfigError(f"checkpoint '{path}' cannot be loaded ({error}); pass an intact checkpoint") from error
