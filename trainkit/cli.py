@@ -22,6 +22,7 @@ import trainkit.data  # noqa: F401  (registers the DataModules so `class_path: D
 import trainkit.tasks  # noqa: F401  (registers the task modules for short class_path names)
 from trainkit.callbacks import CLI_CALLBACKS
 from trainkit.loggers import RunCSVLogger
+from trainkit.reports.provenance import Provenance
 from trainkit.runs import plan_version, resolve_ckpt_path, run_dir_of_checkpoint
 from trainkit.tasks import TaskModule
 
@@ -75,6 +76,7 @@ class TrainkitCLI(LightningCLI):
             arg in HELP_FLAGS or arg.endswith(".help") for arg in argv
         )
         set_parsing_settings(docstring_parse_attribute_docstrings=wants_docs)
+        self.argv = [str(arg) for arg in given]  # recorded in the run's provenance.json
         super().__init__(
             model_class=TaskModule,
             subclass_mode_model=True,
@@ -117,7 +119,7 @@ class TrainkitCLI(LightningCLI):
                 callback.check_trainer_config(config)
         # A callback switched off by its options (EMA without a decay, no freezing, ...) is left out: Lightning calls
         # every callback's hooks at every step, and each no-op call costs a few microseconds of Python.
-        callbacks = [c for c in callbacks if getattr(c, "enabled", True) is not False]
+        callbacks = [c for c in callbacks if getattr(c, "enabled", True) is not False] + [Provenance(self.argv)]
         if config.get("enable_checkpointing") is False:
             callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
         user_callbacks = list(config.get("callbacks") or [])
