@@ -14,6 +14,7 @@ from typing import Any
 from trainkit.doctor.curves import METRICS_FILE, Series, read_metrics
 from trainkit.errors import ConfigError
 from trainkit.reports.provenance import PROVENANCE_FILE, read_provenance, run_state
+from trainkit.saved_config import newest_config
 
 RUN_FILES = (PROVENANCE_FILE, METRICS_FILE, "config.yaml")
 """A folder holding any of these is a run folder."""
@@ -91,11 +92,11 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     """The run's saved config (the newest `config-N.yaml` when a resume changed it), or {}."""
     import yaml
 
-    saved = sorted(run_dir.glob("config*.yaml"), key=_config_index)
-    if not saved:
+    saved = newest_config(run_dir)
+    if saved is None:
         return {}
     try:
-        loaded = yaml.safe_load(saved[-1].read_text())
+        loaded = yaml.safe_load(saved.read_text())
     except (OSError, yaml.YAMLError):
         return {}
     return loaded if isinstance(loaded, dict) else {}
@@ -135,9 +136,3 @@ def _time(text: Any) -> datetime | None:
 def _natural(path: Path) -> list[Any]:
     """Sort key putting version_2 before version_10."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
-
-
-def _config_index(path: Path) -> int:
-    """0 for config.yaml, N for config-N.yaml (written when a resume changed the config)."""
-    suffix = path.stem.removeprefix("config").removeprefix("-")
-    return int(suffix) if suffix.isdigit() else 0
