@@ -21,6 +21,7 @@ from lightning.pytorch.loggers import Logger
 import trainkit.data  # noqa: F401  (registers the DataModules so `class_path: DigitsDataModule` works)
 import trainkit.tasks  # noqa: F401  (registers the task modules for short class_path names)
 from trainkit.callbacks import CLI_CALLBACKS
+from trainkit.callbacks.progress import silence_litlogger_tip
 from trainkit.loggers import RunCSVLogger
 from trainkit.reports.provenance import Provenance
 from trainkit.runs import plan_version, resolve_ckpt_path, run_dir_of_checkpoint
@@ -129,6 +130,7 @@ class TrainkitCLI(LightningCLI):
         config["callbacks"] = user_callbacks
         if config.get("logger") in (None, True):
             config["logger"] = self._run_loggers()
+        silence_litlogger_tip()
         return super()._instantiate_trainer(config, callbacks)
 
     def _run_loggers(self) -> list[Logger]:
@@ -164,7 +166,12 @@ class TrainkitCLI(LightningCLI):
 
 
 def _progress_bar() -> ProgressBar:
-    """trainkit's throttled rich bar where rich is installed, else Lightning's tqdm bar."""
+    """One line per epoch where stdout is not a terminal; else trainkit's throttled rich bar (Lightning's tqdm bar
+    without rich)."""
+    from trainkit.callbacks.progress import EpochLines
+
+    if not sys.stdout.isatty():
+        return EpochLines()
     if importlib.util.find_spec("rich") is not None:
         from trainkit.callbacks.progress import ThrottledProgressBar
 
