@@ -26,6 +26,7 @@ from trainkit.loggers import RunCSVLogger
 from trainkit.reports.provenance import Provenance
 from trainkit.runs import plan_version, resolve_ckpt_path, run_dir_of_checkpoint
 from trainkit.tasks import TaskModule
+from trainkit.trackers import log_config, with_run_loggers
 
 HELP_FLAGS = ("-h", "--help", "--print_config")
 DESCRIPTION = "trainkit: train deep networks from YAML experiments. Subcommands: fit, validate, test, predict."
@@ -57,6 +58,7 @@ class RunConfigSaver(SaveConfigCallback):
                     index += 1
                     path = log_dir / f"config-{index}.yaml"
                 path.write_text(text)
+            log_config(trainer, text, log_dir)
         self.already_saved = True
         self.already_saved = trainer.strategy.broadcast(self.already_saved)
 
@@ -130,6 +132,8 @@ class TrainkitCLI(LightningCLI):
         config["callbacks"] = user_callbacks
         if config.get("logger") in (None, True):
             config["logger"] = self._run_loggers()
+        elif config.get("logger") is not False:  # a tracker (MLflow, W&B) logs beside the run folder, not instead
+            config["logger"] = with_run_loggers(self._run_loggers(), config["logger"])
         silence_litlogger_tip()
         return super()._instantiate_trainer(config, callbacks)
 
