@@ -22,8 +22,10 @@ import trainkit.data  # noqa: F401  (registers the DataModules so `class_path: D
 import trainkit.tasks  # noqa: F401  (registers the task modules for short class_path names)
 from trainkit.callbacks import CLI_CALLBACKS, Throughput, attached
 from trainkit.callbacks._dispatch import NoProfiler, skip_unused_hooks
+from trainkit.callbacks.progress import silence_litlogger_tip
 from trainkit.checks import check_checkpoint_matches, check_config_files, check_run_config
 from trainkit.loggers import RunCSVLogger
+from trainkit.reports.provenance import Provenance
 from trainkit.runs import (
     check_inside_runs_dir,
     claim_run_dir,
@@ -32,6 +34,7 @@ from trainkit.runs import (
     run_dir_of_checkpoint,
 )
 from trainkit.tasks import TaskModule
+from trainkit.trackers import log_config, with_run_loggers
 
 HELP_FLAGS = ("-h", "--help", "--print_config")
 DESCRIPTION = "trainkit: train deep networks from YAML experiments. Subcommands: fit, validate, test, predict."
@@ -63,6 +66,7 @@ class RunConfigSaver(SaveConfigCallback):
                     index += 1
                     path = log_dir / f"config-{index}.yaml"
                 path.write_text(text)
+            log_config(trainer, text, log_dir)
         self.already_saved = True
         self.already_saved = trainer.strategy.broadcast(self.already_saved)
 
@@ -139,7 +143,8 @@ class TrainkitCLI(LightningCLI):
         for callback in callbacks:  # preflight hooks (e.g. Doctor) see the Trainer arguments before Lightning does
             if hasattr(callback, "check_trainer_config"):
                 callback.check_trainer_config(config)
-        callbacks = attached(callbacks)  # a callback switched off by its options (EMA without a decay, ...) is left out
+        # A callback switched off by its options (EMA without a decay, ...) is left out.
+        callbacks = attached(callbacks) + [Provenance(self._argv)]
         if config.get("enable_checkpointing") is False:
             callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
         user_callbacks = list(config.get("callbacks") or [])
@@ -149,6 +154,9 @@ class TrainkitCLI(LightningCLI):
         config["callbacks"] = user_callbacks
         if config.get("logger") in (None, True):
             config["logger"] = self._run_loggers()
+        elif config.get("logger") is not False:  # a tracker (MLflow, W&B) logs beside the run folder, not instead
+            config["logger"] = with_run_loggers(self._run_loggers(), config["logger"])
+        silence_litlogger_tip()
         if config.get("profiler") is None:
             config["profiler"] = NoProfiler()
         trainer = super()._instantiate_trainer(config, callbacks)
@@ -197,7 +205,12 @@ class TrainkitCLI(LightningCLI):
 
 
 def _progress_bar() -> ProgressBar:
-    """trainkit's throttled rich bar where rich is installed, else Lightning's tqdm bar."""
+    """One line per epoch where stdout is not a terminal; else trainkit's throttled rich bar (Lightning's tqdm bar
+    without rich)."""
+    from trainkit.callbacks.progress import EpochLines
+
+    if not sys.stdout.isatty():
+        return EpochLines()
     if importlib.util.find_spec("rich") is not None:
         from trainkit.callbacks.progress import ThrottledProgressBar
 

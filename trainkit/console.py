@@ -97,7 +97,11 @@ def main(argv: list[str] | None = None) -> None:
             importlib.import_module(commands[argv[0]]).main(argv[1:])
         else:
             from trainkit.cli import TrainkitCLI
+            from trainkit.saved_config import with_saved_config
 
+            argv = with_saved_config(argv)
+            if from_shell:
+                sys.argv[1:] = argv  # LightningCLI reads sys.argv itself (and warns when given both)
             TrainkitCLI(args=None if from_shell else argv, description=_description())
     except KeyboardInterrupt:
         print("trainkit: interrupted", file=sys.stderr)

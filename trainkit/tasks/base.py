@@ -15,6 +15,7 @@ from trainkit.errors import ConfigError
 from trainkit.models.lora import restore_lora
 from trainkit.optim import OptimizerConfig, SchedulerConfig
 from trainkit.optim.param_groups import BackboneSplit
+from trainkit.reports.base import ReportWriter, write_report
 
 STAGES = ("train", "val", "test")
 
@@ -24,6 +25,8 @@ class TaskModule(LightningModule):
 
     matched_data_attributes: tuple[str, ...] = ()
     """Attributes that must agree between the model and its DataModule (e.g. num_classes)."""
+    report_writer: type[ReportWriter] | None = None
+    """Draws the task's report into the run folder when a test ends (see trainkit.reports); None draws none."""
 
     def __init__(self, optimizer: OptimizerConfig | None = None, scheduler: SchedulerConfig | None = None) -> None:
         """Each argument is a flag and a YAML key.
@@ -40,6 +43,7 @@ class TaskModule(LightningModule):
         self.val_metrics: MetricCollection | None = None
         self.test_metrics: MetricCollection | None = None
         self.breakdown: nn.ModuleDict | None = None
+        self._report: ReportWriter | None = None
 
     def init_metrics(self, metrics: dict[str, Metric]) -> None:
         """Register one copy of `metrics` per stage, logged as `train/...`, `val/...`, `test/...`."""
@@ -87,6 +91,8 @@ class TaskModule(LightningModule):
             metrics.update(preds, target)
         if self.breakdown is not None and stage in self.breakdown:
             self.breakdown[stage].update(preds, target)
+        if stage == "test" and self._report is not None:
+            self._report.update(self, batch, preds, target)
         return loss
 
     def on_train_epoch_end(self) -> None:
@@ -97,6 +103,14 @@ class TaskModule(LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch_metrics("test")
+
+    def on_test_start(self) -> None:
+        self._report = self.report_writer() if self.report_writer is not None else None
+
+    def on_test_end(self) -> None:
+        if self._report is not None:
+            write_report(self, self._report)
+            self._report = None
 
     def _log_epoch_metrics(self, stage: str) -> None:
         metrics: MetricCollection | None = getattr(self, f"{stage}_metrics")

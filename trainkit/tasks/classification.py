@@ -16,6 +16,7 @@ from trainkit.errors import ConfigError
 from trainkit.losses import balanced_class_weights, dataset_labels
 from trainkit.models import create_backbone
 from trainkit.optim import OptimizerConfig, SchedulerConfig
+from trainkit.reports.classification import ClassificationReport
 from trainkit.tasks.base import TaskModule
 
 
@@ -23,6 +24,7 @@ class ClassificationModule(TaskModule):
     """Classify images into `num_classes`; logs loss, top-1/top-5 accuracy and macro F1 per stage."""
 
     matched_data_attributes = ("num_classes", "in_chans")
+    report_writer = ClassificationReport
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from trainkit.errors import ConfigError
 from trainkit.losses import DistillationLoss
+from trainkit.reports.distillation import DistillationReport
 from trainkit.tasks.classification import ClassificationModule
 from trainkit.tasks.loading import load_task
 
@@ -30,6 +31,8 @@ class DistillationModule(ClassificationModule):
     side by side. Batches of three (image, label, teacher logits) use the given logits instead of running the
     teacher (see TeacherLogitsDataModule).
     """
+
+    report_writer = DistillationReport
 
     def __init__(
         self,
@@ -113,6 +116,7 @@ class DistillationModule(ClassificationModule):
         return self.teacher(x) if self.teacher is not None else None
 
     def on_test_end(self) -> None:
+        super().on_test_end()
         metrics = self.trainer.callback_metrics
         if self.teacher is None or "test/teacher_acc" not in metrics or not self.trainer.is_global_zero:
             return

@@ -14,6 +14,7 @@ from trainkit.errors import ConfigError
 from trainkit.metrics import RetrievalMetric
 from trainkit.models import EmbeddingHead, create_backbone
 from trainkit.optim import OptimizerConfig, SchedulerConfig
+from trainkit.reports.metric_learning import MetricLearningReport
 from trainkit.tasks.base import TaskModule
 
 
@@ -22,6 +23,7 @@ class MetricLearningModule(TaskModule):
     recall@k and mAP@R of a leave-one-out nearest-neighbour search, and `trainkit predict` writes the embeddings."""
 
     matched_data_attributes = ("in_chans",)
+    report_writer = MetricLearningReport
 
     def __init__(
         self,

@@ -15,6 +15,7 @@ from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError, R2Score
 from trainkit.errors import ConfigError
 from trainkit.models import MLP, create_backbone
 from trainkit.optim import OptimizerConfig, SchedulerConfig
+from trainkit.reports.regression import RegressionReport
 from trainkit.tasks.base import TaskModule
 
 
@@ -22,6 +23,7 @@ class RegressionModule(TaskModule):
     """Predict `num_outputs` real values per sample; logs MAE, RMSE and R2 (and a least-squares baseline on test)."""
 
     matched_data_attributes = ("num_outputs", "in_features", "in_chans")
+    report_writer = RegressionReport
 
     def __init__(
         self,

@@ -13,6 +13,7 @@ from trainkit.errors import ConfigError
 from trainkit.losses import BCEDiceLoss, CEDiceLoss
 from trainkit.models.unet import UNet
 from trainkit.optim import OptimizerConfig, SchedulerConfig
+from trainkit.reports.segmentation import SegmentationReport
 from trainkit.tasks.base import TaskModule
 
 
@@ -20,6 +21,7 @@ class SegmentationModule(TaskModule):
     """Label every pixel with one of `num_classes`; logs mean IoU and Dice, and per-class IoU/Dice on val/test."""
 
     matched_data_attributes = ("num_classes", "in_chans")
+    report_writer = SegmentationReport
 
     def __init__(
         self,
