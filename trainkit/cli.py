@@ -127,7 +127,11 @@ class TrainkitCLI(LightningCLI):
         config["callbacks"] = user_callbacks
         if config.get("logger") in (None, True):
             config["logger"] = self._run_loggers()
-        return super()._instantiate_trainer(config, callbacks)
+        trainer = super()._instantiate_trainer(config, callbacks)
+        for callback in trainer.callbacks:  # checks that need the built Trainer but must run before any collective
+            if hasattr(callback, "prepare_trainer"):
+                callback.prepare_trainer(trainer)
+        return trainer
 
     def _run_loggers(self) -> list[Logger]:
         """CSV metrics always, TensorBoard too when installed, all in one run folder."""

@@ -16,7 +16,7 @@ from trainkit.callbacks.speed import Speed
 from trainkit.callbacks.swa import SWA
 from trainkit.callbacks.training_monitor import TrainingMonitor
 from trainkit.callbacks.weight_init import WeightInit
-from trainkit.hpc import ExactResume, Preemption
+from trainkit.hpc import DistributedGuard, ExactResume, Preemption
 
 CLI_CALLBACKS: dict[str, type[Callback]] = {
     "checkpoint": RunCheckpoint,
@@ -31,6 +31,7 @@ CLI_CALLBACKS: dict[str, type[Callback]] = {
     "lora": LoRA,
     "resume": ExactResume,
     "preemption": Preemption,
+    "distributed": DistributedGuard,
     "doctor": Doctor,
     "monitors": TrainingMonitor,
     "nan_guard": NonFiniteGuard,
