@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from ._runs import env
 
 SUBNET = "10.231.0"
 INTERFACE = "tk0"  # the veth end has this name inside each namespace (GLOO_SOCKET_IFNAME / NCCL_SOCKET_IFNAME)
@@ -104,6 +107,17 @@ def two_hosts(names: tuple[str, str] = ("node1", "node2")) -> Iterator[tuple[Hos
             with suppress(RuntimeError):
                 _ip("netns", "del", netns)
             shutil.rmtree(Path("/etc/netns") / netns, ignore_errors=True)
+
+
+def start_nodes(hosts: tuple[Host, Host], args: list[str], cwd: Path, port: int) -> list[subprocess.Popen]:
+    """`trainkit fit ARGS` on both hosts, node 0 on the first; the run folder is shared, as on a cluster."""
+    processes = []
+    for node, host in enumerate(hosts):
+        node_env = env() | {"MASTER_ADDR": hosts[0].hostname, "MASTER_PORT": str(port), "NODE_RANK": str(node),
+                            "WORLD_SIZE": "2", "GLOO_SOCKET_IFNAME": INTERFACE}
+        processes.append(host.start([sys.executable, "-m", "trainkit", "fit", *args], cwd / f"node{node}.log",
+                                    node_env, cwd))
+    return processes
 
 
 def wait_all(processes: list[subprocess.Popen], timeout: float) -> list[int | None]:

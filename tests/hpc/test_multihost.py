@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -15,21 +14,10 @@ import torch
 
 from trainkit.hpc.atomic import checkpoint_problem
 
-from ._netns import INTERFACE, Host, two_hosts, wait_all
-from ._runs import SMALL_DIGITS, VIT, env, finish, last_metrics, start, weights
+from ._netns import start_nodes, two_hosts, wait_all
+from ._runs import SMALL_DIGITS, VIT, finish, last_metrics, start, weights
 
 TWO_NODES = ["--trainer.num_nodes", "2", "--trainer.devices", "1", "--data.init_args.batch_size", "16"]
-
-
-def _start_nodes(hosts: tuple[Host, Host], args: list[str], cwd: Path, port: int) -> list:
-    """`trainkit fit ARGS` on both hosts, node 0 on the first; the run folder is shared, as on a cluster."""
-    processes = []
-    for node, host in enumerate(hosts):
-        node_env = env() | {"MASTER_ADDR": hosts[0].hostname, "MASTER_PORT": str(port), "NODE_RANK": str(node),
-                            "WORLD_SIZE": "2", "GLOO_SOCKET_IFNAME": INTERFACE}
-        processes.append(host.start([sys.executable, "-m", "trainkit", "fit", *args], cwd / f"node{node}.log",
-                                    node_env, cwd))
-    return processes
 
 
 def _log(process) -> str:  # noqa: ANN001
@@ -41,7 +29,7 @@ def test_two_hosts_train_like_one_host_with_the_same_global_batch(workdir: Path)
     single = start("fit", *SMALL_DIGITS, *VIT, "--trainer.devices", "1", "--data.init_args.batch_size", "32",
                    "--run_name", "one_host", cwd=workdir)
     with two_hosts() as hosts:
-        nodes = _start_nodes(hosts, [*SMALL_DIGITS, *VIT, *TWO_NODES, "--run_name", "two_hosts"], workdir, 29531)
+        nodes = start_nodes(hosts, [*SMALL_DIGITS, *VIT, *TWO_NODES, "--run_name", "two_hosts"], workdir, 29531)
         codes = wait_all(nodes, timeout=400)
         assert codes == [0, 0], f"exit codes {codes}:\n{_log(nodes[0])[-3000:]}\n{_log(nodes[1])[-3000:]}"
     finish(single)
@@ -73,7 +61,7 @@ def test_a_dead_or_frozen_peer_ends_the_other_rank_within_the_timeout_with_its_c
             "--distributed.timeout", str(TIMEOUT), "--run_name", "peer"]
     last = workdir / "runs" / "digits" / "peer" / "checkpoints" / "last.ckpt"
     with two_hosts() as hosts:
-        nodes = _start_nodes(hosts, args, workdir, 29532 + int(how))
+        nodes = start_nodes(hosts, args, workdir, 29532 + int(how))
         deadline = time.monotonic() + 300
         while not last.exists() and all(p.poll() is None for p in nodes) and time.monotonic() < deadline:
             time.sleep(0.05)
