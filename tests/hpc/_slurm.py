@@ -10,7 +10,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -199,3 +199,12 @@ def job_field(env: dict[str, str], job_id: str, field: str, prefix: tuple[str, .
         if key == field:
             return value
     return ""
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 300) -> None:
+    """Poll `condition` until it holds; fail the test naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)

@@ -6,28 +6,19 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from ._netns import INTERFACE, start_nodes, two_hosts, wait_all
 from ._runs import SMALL_DIGITS, env, last_metrics
-from ._slurm import job_field, two_node_slurm
+from ._slurm import job_field, two_node_slurm, wait_until
 
 # 2 epochs of 12 steps per node at batch 16 (one process per node), last.ckpt every 3 steps; monitored on a metric
 # that exists before the first validation, so that mid-epoch checkpoints are written from the start.
 ARGS = [*SMALL_DIGITS, "--data.init_args.batch_size", "16", "--trainer.limit_train_batches", "12",
         "--trainer.max_epochs", "2", "--checkpoint.every_n_train_steps", "3", "--monitor", "train/loss_step",
         "--mode", "min", "--test_after_fit", "true", "--distributed.timeout", "120"]
-
-
-def _wait(condition, what: str, timeout: float = 300) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.mark.slow
@@ -48,12 +39,12 @@ def test_two_node_job_is_preempted_requeued_and_resumes_to_the_uninterrupted_res
         run = workdir / "runs" / "digits" / f"slurm_{job}"
         log = workdir / "runs" / "digits" / f"slurm_{job}.log"
 
-        _wait((run / "checkpoints" / "last.ckpt").exists, "the job's first checkpoint")
+        wait_until((run / "checkpoints" / "last.ckpt").exists, "the job's first checkpoint")
         subprocess.run([*ctl, "scancel", "--signal=USR1", job], env=slurm_env, check=True)  # both nodes' tasks
-        _wait(lambda: field(job, "Restarts") == "1", "the job to requeue itself")
-        _wait(lambda: field(job, "JobState") == "PENDING", "the requeued job to be pending")
+        wait_until(lambda: field(job, "Restarts") == "1", "the job to requeue itself")
+        wait_until(lambda: field(job, "JobState") == "PENDING", "the requeued job to be pending")
         subprocess.run([*ctl, "scontrol", "update", f"JobId={job}", "StartTime=now"], env=slurm_env, check=True)
-        _wait(lambda: field(job, "JobState") in ("COMPLETED", "FAILED", "CANCELLED"), "the resumed job to finish",
+        wait_until(lambda: field(job, "JobState") in ("COMPLETED", "FAILED", "CANCELLED"), "the resumed job to finish",
               timeout=400)
         assert field(job, "JobState") == "COMPLETED", log.read_text()[-4000:]
         assert field(job, "NodeList") == "node[1-2]"
