@@ -161,6 +161,9 @@ class TrainkitCLI(LightningCLI):
             config["profiler"] = NoProfiler()
         trainer = super()._instantiate_trainer(config, callbacks)
         skip_unused_hooks(trainer.callbacks)  # see trainkit/callbacks/_dispatch.py: ~2 µs per callback per hook
+        for callback in trainer.callbacks:  # checks that need the built Trainer but must run before any collective
+            if hasattr(callback, "prepare_trainer"):
+                callback.prepare_trainer(trainer)
         return trainer
 
     def _run_loggers(self) -> list[Logger]:

@@ -15,7 +15,7 @@ import yaml
 
 from tests.conftest import REPO
 from tests.data._streams import read_ids, write_id_table, write_pattern_folder
-from tests.hpc._runs import env, finish, kill_at_first_checkpoint, last_metrics, start, weights
+from tests.hpc._runs import env, finish, kill_when_saved, last_metrics, start, weights
 from trainkit.commands.shard import shard_datamodule
 from trainkit.data import CSVDataModule, ImageFolderDataModule, StreamingDataModule
 from trainkit.data.shard_stream import batches_per_rank, epoch_order, rank_batches
@@ -164,7 +164,7 @@ def test_sigkill_mid_epoch_then_resume_sees_the_same_samples_and_ends_bitwise_eq
     every = ["--checkpoint.every_n_train_steps", "5"]
     reference = start(*_fit_args(config, "uninterrupted", *every, *_recorder(workdir / "ref")), cwd=workdir)
     killed = start(*_fit_args(config, "killed", *every, *_recorder(workdir / "killed", delay=0.2)), cwd=workdir)
-    saved = kill_at_first_checkpoint(killed, workdir / "runs" / "ids" / "killed" / "checkpoints" / "last.ckpt")
+    saved = kill_when_saved(killed, workdir / "runs" / "ids" / "killed" / "checkpoints" / "last.ckpt")
     resume_step = saved["global_step"]
     assert saved["trainkit_resume"]["batches"] > 0, "the checkpoint to resume from should be mid-epoch"
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import torch
@@ -26,6 +28,14 @@ SMALL_DIGITS = [
     "--trainer.enable_model_summary", "false",
     "--trainer.log_every_n_steps", "1",
 ]
+
+# A ViT has no BatchNorm, whose per-process batch statistics would differ from the global batch's (SyncBatchNorm
+# needs CUDA); with LayerNorm only, the averaged gradients of two half batches equal the gradient of the whole batch.
+# Plain SGD: Adam's first steps divide each gradient by its own magnitude, so float noise in near-zero gradients
+# (all-reduce of two halves vs one mean) would grow into visible differences that say nothing about DDP.
+VIT = ["--model.init_args.backbone", "test_vit", "--model.init_args.backbone_kwargs", "{img_size: 16, patch_size: 4}",
+       "--model.init_args.optimizer.name", "sgd", "--model.init_args.optimizer.lr", "0.05",
+       "--trainer.max_epochs", "1", "--test_after_fit", "false", "--trainer.accelerator", "cpu"]
 
 
 def env() -> dict[str, str]:
@@ -65,10 +75,8 @@ def last_metrics(run_dir: Path) -> dict[str, float]:
     return {key: float(value) for key, value in last_values(run_dir / "metrics.csv").items()}
 
 
-def kill_at_first_checkpoint(process: subprocess.Popen, checkpoint: Path, timeout: float = 300) -> dict:
+def kill_when_saved(process: subprocess.Popen, checkpoint: Path, timeout: float = 300) -> dict:
     """SIGKILL `process` as soon as `checkpoint` exists; return that checkpoint's contents."""
-    import signal
-
     deadline = time.monotonic() + timeout
     while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -76,3 +84,31 @@ def kill_at_first_checkpoint(process: subprocess.Popen, checkpoint: Path, timeou
     process.wait()
     assert checkpoint.exists(), "the run was killed before it saved its first checkpoint"
     return torch.load(checkpoint, map_location="cpu", weights_only=True)
+
+
+def kill_tree(process: subprocess.Popen) -> None:
+    """SIGKILL a `start`ed process and the processes it started (Lightning's DDP children), by their ids."""
+    pids, todo = [], [process.pid]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        with suppress(OSError):
+            todo += [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    for pid in pids:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.wait()
+
+
+def kill_at_first_checkpoint(runs: dict[Path, subprocess.Popen], timeout: float = 300) -> list[dict]:
+    """SIGKILL each run (its process by the checkpoint it writes) as soon as that checkpoint appears; return them."""
+    pending, deadline = dict(runs), time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for path, process in list(pending.items()):
+            if path.exists() or process.poll() is not None:
+                kill_tree(pending.pop(path))
+        time.sleep(0.02)
+    for path, process in runs.items():
+        kill_tree(process)
+        assert path.exists(), f"the run ended before its first checkpoint:\n{process.log_path.read_text()[-3000:]}"  # type: ignore[attr-defined]
+    return [torch.load(path, map_location="cpu", weights_only=True) for path in runs]

@@ -10,15 +10,14 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
 
 PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge"]
-LOCK = Path("/tmp/trainkit-slurm.lock")
-"""Held while a cluster runs: one at a time per machine (munge, daemons), whoever starts it (CI, a test, a person)."""
+LOCK = "/tmp/trainkit-slurm.lock"
 
 
 def ensure_installed() -> None:
@@ -70,28 +69,59 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _write_conf(folder: Path) -> Path:
+def _write_conf(folder: Path, nodes: dict[str, str] | None = None) -> Path:
+    """slurm.conf for one node (this host), or for `nodes` (name -> address) with the controller on the first."""
     host = socket.gethostname().split(".")[0]
+    if nodes:
+        controller = f"{host}({next(iter(nodes.values()))})"
+        node_lines = [f"NodeName={name} NodeAddr={address} NodeHostname={name} CPUs=1 RealMemory=2000 State=UNKNOWN"
+                      for name, address in nodes.items()]
+        names, suffix = ",".join(nodes), "-%n"  # one spool, pid file and log per slurmd
+    else:
+        controller, names, suffix = host, host, ""
+        node_lines = [f"NodeName={host} CPUs={os.cpu_count()} RealMemory=4000 State=UNKNOWN"]
     conf = folder / "slurm.conf"
     conf.write_text("\n".join([
         "ClusterName=trainkit-test",
-        f"SlurmctldHost={host}",
+        f"SlurmctldHost={controller}",
         "SlurmUser=root", "SlurmdUser=root", "AuthType=auth/munge",
         f"SlurmctldPort={_free_port()}", f"SlurmdPort={_free_port()}",  # never clash with a cluster already running
-        f"StateSaveLocation={folder}/state", f"SlurmdSpoolDir={folder}/spool",
-        f"SlurmctldPidFile={folder}/slurmctld.pid", f"SlurmdPidFile={folder}/slurmd.pid",
-        f"SlurmctldLogFile={folder}/slurmctld.log", f"SlurmdLogFile={folder}/slurmd.log",
+        f"StateSaveLocation={folder}/state", f"SlurmdSpoolDir={folder}/spool{suffix}",
+        f"SlurmctldPidFile={folder}/slurmctld.pid", f"SlurmdPidFile={folder}/slurmd{suffix}.pid",
+        f"SlurmctldLogFile={folder}/slurmctld.log", f"SlurmdLogFile={folder}/slurmd{suffix}.log",
         "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none",  # no cgroups in a container
         "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core",
         "ReturnToService=2", "JobRequeue=1", "MpiDefault=none",
         "KillWait=10", "MinJobAge=600", "SchedulerParameters=sched_interval=2",
-        f"NodeName={host} CPUs={os.cpu_count()} RealMemory=4000 State=UNKNOWN",
-        f"PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP",
+        *node_lines,
+        f"PartitionName=debug Nodes={names} Default=YES MaxTime=INFINITE State=UP",
         "",
     ]))
-    for sub in ("state", "spool"):
+    for sub in ("state", "spool", *(f"spool-{name}" for name in nodes or ())):
         (folder / sub).mkdir()
     return conf
+
+
+@contextmanager
+def cluster_lock() -> Iterator[None]:
+    """Hold /tmp/trainkit-slurm.lock so that no two SLURM clusters (tests, helpers) run at once."""
+    with open(LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _wait_idle(env: dict[str, str], folder: Path, nodes: int, prefix: list[str]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = subprocess.run([*prefix, "sinfo", "-h", "-N", "-o", "%T"], env=env, capture_output=True, text=True,
+                               check=False)
+        if state.stdout.split() == ["idle"] * nodes:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"the SLURM nodes never became idle; see the logs in {folder}")
 
 
 def _stop(pid_file: Path) -> None:
@@ -110,42 +140,71 @@ def local_slurm(folder: Path) -> Iterator[dict[str, str]]:
     ensure_installed()
     if os.geteuid() != 0:
         pytest.skip("starting slurmctld/slurmd as SlurmUser=root needs root")
-    with LOCK.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        with _cluster(folder) as env:
+    with cluster_lock():
+        munge_pid = _start_munge()
+        conf = _write_conf(folder)
+        env = os.environ | {"SLURM_CONF": str(conf)}
+        try:
+            subprocess.run(["slurmctld", "-f", str(conf)], env=env, check=True, timeout=30)
+            subprocess.run(["slurmd", "-f", str(conf)], env=env, check=True, timeout=30)
+            _wait_idle(env, folder, 1, [])
             yield env
+        finally:
+            _stop(folder / "slurmd.pid")
+            _stop(folder / "slurmctld.pid")
+            _stop_munge(munge_pid)
 
 
 @contextmanager
-def _cluster(folder: Path) -> Iterator[dict[str, str]]:
-    munge_pid = _start_munge()
-    conf = _write_conf(folder)
-    env = os.environ | {"SLURM_CONF": str(conf)}
-    try:
-        subprocess.run(["slurmctld", "-f", str(conf)], env=env, check=True, timeout=30)
-        subprocess.run(["slurmd", "-f", str(conf)], env=env, check=True, timeout=30)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            state = subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, capture_output=True, text=True, check=False)
-            if state.stdout.strip() == "idle":
-                break
-            time.sleep(0.5)
-        else:
-            raise RuntimeError(f"the SLURM node never became idle; see {folder}/slurmctld.log and slurmd.log")
-        yield env
-    finally:
-        _stop(folder / "slurmd.pid")
-        _stop(folder / "slurmctld.pid")
-        if munge_pid is not None:
-            with suppress(ProcessLookupError):
-                os.kill(munge_pid, signal.SIGTERM)
+def two_node_slurm(folder: Path, hosts) -> Iterator[dict[str, str]]:  # noqa: ANN001  (two _netns.Host)
+    """slurmctld and node 1's slurmd in the first namespace, node 2's slurmd in the second; yields the environment.
+
+    slurmd runs in the namespace's network only (nsenter --net) with that namespace's /etc/hosts bound in a private
+    mount namespace: `ip netns exec` would also remount /sys, hiding the cgroup tree that slurmd insists on reading.
+    Run slurm commands through hosts[0].command(...): the controller listens on the first namespace's address.
+    """
+    ensure_installed()
+    with cluster_lock():
+        munge_pid = _start_munge()
+        conf = _write_conf(folder, {host.hostname: host.address for host in hosts})
+        env = os.environ | {"SLURM_CONF": str(conf)}
+        try:
+            subprocess.run(hosts[0].command("slurmctld", "-f", str(conf)), env=env, check=True, timeout=30)
+            for host in hosts:
+                daemon = f"mount --bind /etc/netns/{host.netns}/hosts /etc/hosts && exec slurmd -f {conf} " \
+                         f"-N {host.hostname}"
+                subprocess.run(["nsenter", f"--net=/run/netns/{host.netns}", "unshare", "--mount", "sh", "-c", daemon],
+                               env=env, check=True, timeout=30)
+            _wait_idle(env, folder, len(hosts), hosts[0].command())
+            yield env
+        finally:
+            for host in hosts:
+                _stop(folder / f"slurmd-{host.hostname}.pid")
+            _stop(folder / "slurmctld.pid")
+            _stop_munge(munge_pid)
 
 
-def job_field(env: dict[str, str], job_id: str, field: str) -> str:
-    """One field (JobState, Restarts, ExitCode, ...) of `scontrol show job`."""
-    shown = subprocess.run(["scontrol", "show", "job", job_id], env=env, capture_output=True, text=True, check=False)
+def _stop_munge(pid: int | None) -> None:
+    if pid is not None:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+
+
+def job_field(env: dict[str, str], job_id: str, field: str, prefix: tuple[str, ...] = ()) -> str:
+    """One field (JobState, Restarts, ExitCode, ...) of `scontrol show job` (run after `prefix`, e.g. ip netns exec)."""
+    shown = subprocess.run([*prefix, "scontrol", "show", "job", job_id], env=env, capture_output=True, text=True,
+                           check=False)
     for token in shown.stdout.split():
         key, _, value = token.partition("=")
         if key == field:
             return value
     return ""
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 300) -> None:
+    """Poll `condition` until it holds; fail the test naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)

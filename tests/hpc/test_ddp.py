@@ -7,15 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ._runs import REPO, SMALL_DIGITS, finish, last_metrics, start
-
-# A ViT has no BatchNorm, whose per-process batch statistics would differ from the global batch's (SyncBatchNorm
-# needs CUDA); with LayerNorm only, the averaged gradients of two half batches equal the gradient of the whole batch.
-# Plain SGD: Adam's first steps divide each gradient by its own magnitude, so float noise in near-zero gradients
-# (all-reduce of two halves vs one mean) would grow into visible differences that say nothing about DDP.
-VIT = ["--model.init_args.backbone", "test_vit", "--model.init_args.backbone_kwargs", "{img_size: 16, patch_size: 4}",
-       "--model.init_args.optimizer.name", "sgd", "--model.init_args.optimizer.lr", "0.05",
-       "--trainer.max_epochs", "1", "--test_after_fit", "false", "--trainer.accelerator", "cpu"]
+from ._runs import REPO, SMALL_DIGITS, VIT, finish, last_metrics, start
 
 
 @pytest.mark.slow

@@ -5,25 +5,16 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from ._runs import SMALL_DIGITS, env, finish, last_metrics, start
-from ._slurm import job_field, local_slurm
+from ._slurm import job_field, local_slurm, wait_until
 
 # 3 epochs of 20 steps (long enough to be signalled mid-run), last.ckpt every 5 steps, then the test set.
 ARGS = [*SMALL_DIGITS, "--trainer.limit_train_batches", "20", "--trainer.max_epochs", "3",
         "--checkpoint.every_n_train_steps", "5", "--test_after_fit", "true"]
-
-
-def _wait(condition, what: str, timeout: float = 300) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.mark.slow
@@ -42,14 +33,14 @@ def test_preempted_slurm_job_requeues_resumes_and_matches_an_uninterrupted_run(
         run = workdir / "runs" / "digits" / f"slurm_{job}"
         log = workdir / "runs" / "digits" / f"slurm_{job}.log"
 
-        _wait((run / "checkpoints" / "last.ckpt").exists, "the job's first checkpoint")
+        wait_until((run / "checkpoints" / "last.ckpt").exists, "the job's first checkpoint")
         subprocess.run(["scancel", "--signal=USR1", job], env=slurm_env, check=True)  # what SLURM sends before a limit
-        _wait(lambda: job_field(slurm_env, job, "Restarts") == "1", "the job to requeue itself")
+        wait_until(lambda: job_field(slurm_env, job, "Restarts") == "1", "the job to requeue itself")
         # A requeued job waits ~2 min (BeginTime) before it may start again; a real cluster would start it when it
         # has room, so we let it start now.
-        _wait(lambda: job_field(slurm_env, job, "JobState") == "PENDING", "the requeued job to be pending")
+        wait_until(lambda: job_field(slurm_env, job, "JobState") == "PENDING", "the requeued job to be pending")
         subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=slurm_env, check=True)
-        _wait(lambda: job_field(slurm_env, job, "JobState") in ("COMPLETED", "FAILED", "CANCELLED"),
+        wait_until(lambda: job_field(slurm_env, job, "JobState") in ("COMPLETED", "FAILED", "CANCELLED"),
               "the resumed job to finish", timeout=400)
         assert job_field(slurm_env, job, "JobState") == "COMPLETED", log.read_text()[-4000:]
         finish(reference)

@@ -20,7 +20,7 @@ from trainkit.callbacks.swa import SWA
 from trainkit.callbacks.throughput import Throughput
 from trainkit.callbacks.training_monitor import TrainingMonitor
 from trainkit.callbacks.weight_init import WeightInit
-from trainkit.hpc import ExactResume, Preemption
+from trainkit.hpc import DistributedGuard, ExactResume, Preemption
 
 CLI_CALLBACKS: dict[str, type[Callback]] = {
     "checkpoint": RunCheckpoint,
@@ -35,6 +35,7 @@ CLI_CALLBACKS: dict[str, type[Callback]] = {
     "lora": LoRA,
     "resume": ExactResume,
     "preemption": Preemption,
+    "distributed": DistributedGuard,
     "doctor": Doctor,
     "train_stats": TrainingMonitor,
     "nan_guard": NonFiniteGuard,

@@ -1,6 +1,7 @@
 """Cluster runs and fault tolerance: sbatch scripts, preemption and requeue, exact resume, safe checkpoints, FSDP."""
 
 from trainkit.hpc.atomic import checkpoint_problem, replace_atomically
+from trainkit.hpc.distributed_guard import DistributedGuard
 from trainkit.hpc.exact_resume import ExactResume
 from trainkit.hpc.fsdp import BlockFSDP, block_classes
 from trainkit.hpc.preemption import Preempted, Preemption
@@ -8,6 +9,6 @@ from trainkit.hpc.sampler import ResumableSampler
 from trainkit.hpc.slurm_env import slurm_job_id, slurm_run_name
 
 __all__ = [
-    "BlockFSDP", "ExactResume", "Preempted", "Preemption", "ResumableSampler", "block_classes", "checkpoint_problem",
-    "replace_atomically", "slurm_job_id", "slurm_run_name",
+    "BlockFSDP", "DistributedGuard", "ExactResume", "Preempted", "Preemption", "ResumableSampler", "block_classes",
+    "checkpoint_problem", "replace_atomically", "slurm_job_id", "slurm_run_name",
 ]

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import RunningStage
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.data import _update_dataloader  # private: how Lightning swaps samplers itself
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
@@ -83,7 +83,15 @@ class ExactResume(Callback):
     def _apply_pending(self, loader: Any) -> Any:
         sampler = getattr(loader, "sampler", None)
         if self._pending is not None and isinstance(sampler, ResumableSampler):
-            sampler.resume(self._pending["epoch"], self._pending["batches"] * loader.batch_size)
+            pending = self._pending
+            # "samples" counts all processes together, so it resumes on another world size; checkpoints older than
+            # it were resumed on their own world size.
+            samples = pending.get("samples", pending["batches"] * loader.batch_size * sampler.num_replicas)
+            saved_by = pending.get("world_size", sampler.num_replicas)
+            if saved_by != sampler.num_replicas:
+                rank_zero_info(f"trainkit: resuming a checkpoint of {saved_by} processes on {sampler.num_replicas}: "
+                               f"epoch {pending['epoch']} continues after its first {samples} samples")
+            sampler.resume(pending["epoch"], samples)
         elif self._pending is not None and callable(getattr(getattr(loader, "dataset", None), "resume", None)):
             loader.dataset.resume(self._pending["epoch"], self._pending["batches"])  # e.g. trainkit's ShardStream
         return loader
@@ -93,7 +101,11 @@ class ExactResume(Callback):
         batches = trainer.fit_loop.epoch_loop.batch_progress.current.processed
         if batches >= trainer.num_training_batches:  # saved at the end of an epoch: resume at the next one
             epoch, batches = epoch + 1, 0
-        checkpoint[CHECKPOINT_KEY] = {"epoch": epoch, "batches": batches, "rng": rng_states()}
+        loader = trainer.train_dataloader
+        batch_size = getattr(loader, "batch_size", None) or 0
+        checkpoint[CHECKPOINT_KEY] = {"epoch": epoch, "batches": batches, "samples": batches * batch_size *
+                                      max(trainer.world_size, 1), "world_size": max(trainer.world_size, 1),
+                                      "rng": rng_states()}
 
     def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         self._pending = checkpoint.get(CHECKPOINT_KEY)

@@ -1,0 +1,89 @@
+"""DistributedGuard: a multi-process run either starts, or ends with one line; it never waits forever for a peer."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+from lightning.fabric.plugins.collectives.torch_collective import default_pg_timeout
+from lightning.fabric.plugins.environments import LightningEnvironment, SLURMEnvironment
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+from trainkit.errors import ConfigError
+from trainkit.hpc.atomic import checkpoint_problem
+from trainkit.hpc.topology import rendezvous_problem, topology_problem
+
+COLLECTIVE_ERRORS = ("gloo", "nccl", "timed out", "connection closed", "connection reset", "watchdog")
+
+
+class DistributedGuard(Callback):
+    """Check the process layout and the rendezvous address before the first collective, bound every collective by
+    a timeout, and when a peer dies say so in one line that names the last checkpoint."""
+
+    def __init__(self, timeout: float = 600.0, check: bool = True) -> None:
+        """Args:
+        timeout: seconds a collective (and the rendezvous) may wait for the other processes before the run ends;
+            longer than the slowest save or validation that one rank does alone. Lightning's default is 1800.
+        check: check the process layout and MASTER_ADDR before the first collective.
+        """
+        if timeout <= 0:
+            raise ConfigError(f"distributed.timeout must be positive seconds, not {timeout}; e.g. 600")
+        self.timeout = timeout
+        self.check = check
+
+    def prepare_trainer(self, trainer: Trainer) -> None:
+        """Run the checks and set the collective timeout on a just-built Trainer, before it starts any process group."""
+        if trainer.num_nodes * trainer.num_devices <= 1:
+            return
+        strategy = trainer.strategy
+        # A timeout given on the strategy itself (DDPStrategy(timeout=...)) wins over ours.
+        if getattr(strategy, "_timeout", None) == default_pg_timeout:
+            strategy._timeout = timedelta(seconds=self.timeout)
+        if not self.check:
+            return
+        environment = getattr(strategy, "cluster_environment", None)
+        environ = dict(os.environ)
+        if not isinstance(environment, SLURMEnvironment):
+            environ = {k: v for k, v in environ.items() if not k.startswith("SLURM_")}
+        problem = topology_problem(trainer.num_nodes, trainer.num_devices, environ)
+        # One node whose processes Lightning starts itself meets on localhost: nothing to reach.
+        remote = trainer.num_nodes > 1 or environment is not None and environment.creates_processes_externally
+        if problem is None and environment is not None and remote:
+            # LightningEnvironment knows its global rank only once the strategy sets it, after this point.
+            rank = environment.node_rank() * trainer.num_devices + environment.local_rank() if isinstance(
+                environment, LightningEnvironment) else environment.global_rank()
+            problem = rendezvous_problem(environment.main_address, environment.main_port, rank, self.timeout)
+        if problem is not None:
+            raise ConfigError(problem)
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        if trainer.world_size <= 1 or not _is_collective_failure(exception):
+            return
+        # No collective here: the peers are gone, and trainer.log_dir would broadcast.
+        callback = trainer.checkpoint_callback
+        last = getattr(callback, "last_model_path", "") or ""
+        if not last and getattr(callback, "dirpath", None):
+            last = str(Path(callback.dirpath) / "last.ckpt")
+        if last and Path(last).exists():
+            problem = checkpoint_problem(last)
+            saved = f"the last checkpoint {last} is {'intact' if problem is None else 'broken: ' + problem}"
+            then = "; resume with --ckpt_path last" if problem is None else ""
+        else:
+            saved, then = "no checkpoint was saved yet", ""
+        print(f"trainkit: rank {trainer.global_rank} of {trainer.world_size} lost its peers (a collective failed or "
+              f"waited over {self.timeout:.0f} s: {_first_line(exception)}); {saved}{then}", file=sys.stderr,
+              flush=True)
+
+
+def _is_collective_failure(exception: BaseException) -> bool:
+    if isinstance(exception, torch.distributed.DistError):
+        return True
+    return isinstance(exception, RuntimeError) and any(word in str(exception).lower() for word in COLLECTIVE_ERRORS)
+
+
+def _first_line(exception: BaseException) -> str:
+    lines = [line.strip() for line in str(exception).splitlines() if line.strip()]
+    return (lines[0] if lines else type(exception).__name__)[:200]
