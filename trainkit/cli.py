@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import trainkit.data  # noqa: F401  (registers the DataModules so `class_path: D
 import trainkit.tasks  # noqa: F401  (registers the task modules for short class_path names)
 from trainkit.callbacks import CLI_CALLBACKS
 from trainkit.loggers import RunCSVLogger
-from trainkit.runs import plan_version, resolve_ckpt_path, run_dir_of_checkpoint
+from trainkit.runs import RUNS_DIR_ENV, plan_version, resolve_ckpt_path, run_dir_of_checkpoint
 from trainkit.tasks import TaskModule
 
 HELP_FLAGS = ("-h", "--help", "--print_config")
@@ -105,6 +106,7 @@ class TrainkitCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
         config = self.config.get(self.config.get("subcommand") or "", self.config)
+        os.environ[RUNS_DIR_ENV] = str(config.get("runs_dir") or "runs")  # before the model (e.g. DPO's reference) is built
         if "ckpt_path" in config:
             config_files = [str(path) for path in (config.get("config") or []) if path is not None]
             config.ckpt_path = resolve_ckpt_path(

@@ -7,7 +7,9 @@ from trainkit.data.csv_table import CSVDataModule
 from trainkit.data.diabetes import DiabetesDataModule
 from trainkit.data.digits import DigitsDataModule
 from trainkit.data.image_folder import ImageFolderDataModule
+from trainkit.data.instructions import InstructionDataModule
 from trainkit.data.mask_folder import MaskFolderDataModule
+from trainkit.data.preferences import PreferenceDataModule
 from trainkit.data.shape_geometry import ShapeGeometryDataModule
 from trainkit.data.shapes import ShapesDataModule
 from trainkit.data.teacher_logits import TeacherLogitsDataModule
@@ -20,7 +22,9 @@ __all__ = [
     "DiabetesDataModule",
     "DigitsDataModule",
     "ImageFolderDataModule",
+    "InstructionDataModule",
     "MaskFolderDataModule",
+    "PreferenceDataModule",
     "ShapeGeometryDataModule",
     "ShapesDataModule",
     "TeacherLogitsDataModule",

@@ -18,7 +18,8 @@ def default_num_workers() -> int:
 
 
 def make_loader(
-    dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int, drop_last: bool = False
+    dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int, drop_last: bool = False,
+    collate_fn: Callable | None = None,
 ) -> DataLoader:
     """A DataLoader with the right defaults: pinned memory and persistent workers only where they pay."""
     return DataLoader(
@@ -29,6 +30,7 @@ def make_loader(
         pin_memory=torch.cuda.is_available(),
         persistent_workers=num_workers > 0,
         drop_last=drop_last,
+        collate_fn=collate_fn,
     )
 
 
