@@ -84,20 +84,33 @@ class CausalLMModule(TaskModule):
         logits = self(batch["input_ids"], batch["attention_mask"])[:, :-1]
         labels = batch["labels"][:, 1:]  # position t predicts token t + 1
         loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
-        self.after_step(batch, stage)
         return loss, logits, labels
 
-    def after_step(self, batch: dict[str, Any], stage: str) -> None:
-        """Count training tokens; score generations on val/test batches that carry prompts."""
-        if stage == "train":
-            self.batch_tokens = batch["attention_mask"].sum()
-            self.log("train/tokens", self.batch_tokens, on_step=False, on_epoch=True, reduce_fx="sum", batch_size=1)
-        elif stage in self.exact_match and "prompt_ids" in batch:
-            generated = self.generate(batch["prompt_ids"], batch["prompt_mask"])
-            hits = [g.strip() == r.strip() for g, r in zip(generated, batch["references"], strict=True)]
-            metric = self.exact_match[stage]
-            metric.update(torch.tensor(hits, dtype=torch.float32, device=self.device))
-            self.log(f"{stage}/exact_match", metric, on_epoch=True, prog_bar=True, batch_size=len(hits))
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        self.batch_tokens = batch["attention_mask"].sum()
+        self.log("train/tokens", self.batch_tokens.float(), on_step=False, on_epoch=True, reduce_fx="sum",
+                 batch_size=1)
+        return super().training_step(batch, batch_idx)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        loss = super().validation_step(batch, batch_idx)
+        self._score_generations(batch, "val")
+        return loss
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        loss = super().test_step(batch, batch_idx)
+        self._score_generations(batch, "test")
+        return loss
+
+    def _score_generations(self, batch: dict[str, Any], stage: str) -> None:
+        """Exact match of greedy answers to the batch's prompts against its references."""
+        if "prompt_ids" not in batch:
+            return
+        generated = self.generate(batch["prompt_ids"], batch["prompt_mask"])
+        hits = [g.strip() == r.strip() for g, r in zip(generated, batch["references"], strict=True)]
+        metric = self.exact_match[stage]
+        metric.update(torch.tensor(hits, dtype=torch.float32, device=self.device))
+        self.log(f"{stage}/exact_match", metric, on_epoch=True, prog_bar=True, batch_size=len(hits))
 
     @torch.no_grad()
     def generate(self, prompt_ids: Tensor, prompt_mask: Tensor) -> list[str]:
@@ -201,7 +214,6 @@ class DPOModule(CausalLMModule):
         policy_chosen, policy_rejected = policy.chunk(2)  # the batch holds all chosen rows, then all rejected
         ref_chosen, ref_rejected = reference.chunk(2)
         loss, chosen, rejected = self.dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected)
-        self.after_step(batch, stage)
         return loss, chosen, rejected
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
