@@ -39,13 +39,14 @@ def read_records(path: str | Path, fields: Sequence[str], optional: Sequence[str
     `fields` (and `optional` ones, empty when absent) as text."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"data file '{path}' does not exist; pass a JSON or JSONL file of {', '.join(fields)} records")
+        raise ConfigError(f"data file '{path}' does not exist; pass a JSON or JSONL file of {', '.join(fields)}")
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":
         items = _parse(text, path, "the file") if text.strip() else []
         rows = list(enumerate(items if isinstance(items, list) else [items], start=1))
     else:
-        rows = [(n, _parse(line, path, f"line {n}")) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+        lines = enumerate(text.splitlines(), start=1)
+        rows = [(n, _parse(line, path, f"line {n}")) for n, line in lines if line.strip()]
     if not rows:
         raise ConfigError(f"{path} holds no records; give it one JSON object per line with {', '.join(fields)}")
     records = []
@@ -75,7 +76,8 @@ def split_records(records: list[dict[str, str]], fractions: tuple[float, float],
     if n_val + n_test >= len(records):
         raise ConfigError(f"{len(records)} records are too few to hold out {n_val} for val and {n_test} for test; "
                           "pass val_path/test_path or lower val_fraction/test_fraction")
-    picked = [[records[i] for i in part] for part in (order[:n_val], order[n_val:n_val + n_test], order[n_val + n_test:])]
+    parts = (order[:n_val], order[n_val:n_val + n_test], order[n_val + n_test:])
+    picked = [[records[i] for i in part] for part in parts]
     return dict(zip(("val", "test", "train"), picked, strict=True))
 
 
@@ -94,11 +96,13 @@ def prompt_formatter(template: str, tokenizer: PreTrainedTokenizerBase) -> Calla
             )
         return chat
     if template in ("auto", "alpaca"):
-        return lambda instruction, text: (ALPACA if text else ALPACA_NO_INPUT).format(instruction=instruction, input=text)
+        return lambda instruction, text: (ALPACA if text else ALPACA_NO_INPUT).format(
+            instruction=instruction, input=text
+        )
     if template == "raw":
         return lambda instruction, text: instruction + text
     if "{instruction}" not in template:
-        raise ConfigError(f"template '{template}' is not one of {', '.join(TEMPLATES)} and has no {{instruction}} field")
+        raise ConfigError(f"template '{template}' is not one of {', '.join(TEMPLATES)} nor has an {{instruction}} field")
     return lambda instruction, text: template.format(instruction=instruction, input=text)
 
 

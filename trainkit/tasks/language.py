@@ -197,7 +197,7 @@ class DPOModule(CausalLMModule):
         from trainkit.models.lora import merge_lora
 
         rank_zero_info(f"DPO: policy and reference start from {self.reference_path}")
-        return sft.tokenizer, merge_lora(sft.model)
+        return sft.tokenizer, merge_lora(sft.model).requires_grad_(True)  # LoRA had frozen the base weights
 
     def train(self, mode: bool = True) -> DPOModule:
         """Lightning switches the whole module to train mode each epoch; the reference stays in eval mode."""
