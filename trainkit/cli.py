@@ -106,7 +106,7 @@ class TrainkitCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
         config = self.config.get(self.config.get("subcommand") or "", self.config)
-        os.environ[RUNS_DIR_ENV] = str(config.get("runs_dir") or "runs")  # read while building the model (DPO reference)
+        os.environ[RUNS_DIR_ENV] = str(config.get("runs_dir") or "runs")  # read while the model is built (DPO)
         if "ckpt_path" in config:
             config_files = [str(path) for path in (config.get("config") or []) if path is not None]
             config.ckpt_path = resolve_ckpt_path(

@@ -102,7 +102,7 @@ def prompt_formatter(template: str, tokenizer: PreTrainedTokenizerBase) -> Calla
     if template == "raw":
         return lambda instruction, text: instruction + text
     if "{instruction}" not in template:
-        raise ConfigError(f"template '{template}' is not one of {', '.join(TEMPLATES)} nor has an {{instruction}} field")
+        raise ConfigError(f"template '{template}' is not one of {', '.join(TEMPLATES)} nor has {{instruction}}")
     return lambda instruction, text: template.format(instruction=instruction, input=text)
 
 
