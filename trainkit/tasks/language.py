@@ -138,12 +138,12 @@ class CausalLMModule(TaskModule):
             for p, g, r in zip(batch["prompts"], generated, batch["references"], strict=True)
         ]
 
-    def write_predictions(self, predictions: list[list[dict[str, str]]], out_dir: Path) -> Path:
-        """One JSON line per prompt: prompt, generated, reference."""
+    def write_predictions(self, predictions: list[Any], out_dir: Path) -> Path:
+        """One JSON line per prompt: prompt, generated, reference (rows arrive per batch, or already flattened)."""
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / "predictions.jsonl"
         with path.open("w", encoding="utf-8") as file:
-            for row in (row for batch in predictions for row in batch):
+            for row in (r for item in predictions for r in (item if isinstance(item, list) else [item])):
                 file.write(json.dumps(row, ensure_ascii=False) + "\n")
         return path
 
