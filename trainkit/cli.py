@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from trainkit.checks import check_checkpoint_matches, check_config_files, check_
 from trainkit.loggers import RunCSVLogger
 from trainkit.reports.provenance import Provenance
 from trainkit.runs import (
+    RUNS_DIR_ENV,
     check_inside_runs_dir,
     claim_run_dir,
     discard_unstarted,
@@ -128,6 +130,7 @@ class TrainkitCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
         config = self.config.get(self.config.get("subcommand") or "", self.config)
+        os.environ[RUNS_DIR_ENV] = str(config.get("runs_dir") or "runs")  # read while the model is built (DPO)
         if "ckpt_path" in config:
             config_files = [str(path) for path in (config.get("config") or []) if path is not None]
             config.ckpt_path = resolve_ckpt_path(

@@ -16,6 +16,12 @@ from trainkit.hpc.slurm_env import slurm_run_name
 CHECKPOINT_DIR = "checkpoints"
 CKPT_ALIASES = ("best", "last", "auto")
 _VERSION_ENV = "TRAINKIT_RUN_VERSION"  # handed to DDP worker processes so every rank agrees on the folder
+RUNS_DIR_ENV = "TRAINKIT_RUNS_DIR"  # the running command's --runs_dir, for models that find other runs' checkpoints
+
+
+def current_runs_dir() -> Path:
+    """The --runs_dir of the running trainkit command (recorded when its arguments are parsed), else `runs`."""
+    return Path(os.environ.get(RUNS_DIR_ENV) or "runs")
 
 
 def run_dirs(runs_dir: str | Path, experiment: str) -> list[Path]:

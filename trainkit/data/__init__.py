@@ -8,7 +8,9 @@ from trainkit.data.csv_table import CSVDataModule
 from trainkit.data.diabetes import DiabetesDataModule
 from trainkit.data.digits import DigitsDataModule
 from trainkit.data.image_folder import ImageFolderDataModule
+from trainkit.data.instructions import InstructionDataModule
 from trainkit.data.mask_folder import MaskFolderDataModule
+from trainkit.data.preferences import PreferenceDataModule
 from trainkit.data.shape_geometry import ShapeGeometryDataModule
 from trainkit.data.shapes import ShapesDataModule
 from trainkit.data.streaming import StreamingDataModule
@@ -22,7 +24,9 @@ __all__ = [
     "DiabetesDataModule",
     "DigitsDataModule",
     "ImageFolderDataModule",
+    "InstructionDataModule",
     "MaskFolderDataModule",
+    "PreferenceDataModule",
     "ShapeGeometryDataModule",
     "ShapesDataModule",
     "StreamingDataModule",

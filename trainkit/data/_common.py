@@ -38,10 +38,11 @@ def loader_options(
 
 
 def make_loader(
-    dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int, drop_last: bool = False
+    dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int, drop_last: bool = False,
+    collate_fn: Callable | None = None,
 ) -> DataLoader:
     """A DataLoader with the right defaults: pinned memory and persistent workers only where they pay."""
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, collate_fn=collate_fn,
                       **loader_options(num_workers))
 
 

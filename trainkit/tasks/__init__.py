@@ -3,11 +3,13 @@
 from trainkit.tasks.base import TaskModule
 from trainkit.tasks.classification import ClassificationModule
 from trainkit.tasks.distillation import DistillationModule
+from trainkit.tasks.language import CausalLMModule, DPOModule
 from trainkit.tasks.metric_learning import MetricLearningModule
 from trainkit.tasks.regression import RegressionModule
 from trainkit.tasks.segmentation import SegmentationModule
 
 __all__ = [
+    "CausalLMModule", "DPOModule",
     "ClassificationModule", "DistillationModule", "MetricLearningModule", "RegressionModule", "SegmentationModule",
     "TaskModule",
 ]
