@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TINY_DIGITS
-from tests.tasks.metrics_csv import last_values
+from tests.metrics_csv import last_values
 from trainkit.saved_config import with_saved_config
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, TINY_DIGITS
-from tests.tasks.metrics_csv import last_values
+from tests.metrics_csv import last_values
 
 MLFLOW = REPO / "configs" / "loggers" / "mlflow.yaml"
 

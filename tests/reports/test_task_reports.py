@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, TINY_DIGITS
-from tests.tasks.metrics_csv import last_values
+from tests.metrics_csv import last_values
 from tests.tasks.test_metric_learning import TINY as TINY_METRIC
 from tests.tasks.test_regression import TINY_DIABETES
 from tests.tasks.test_segmentation import TINY_SHAPES
