@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import sys
@@ -99,10 +101,16 @@ def _claim_next_version(runs_dir: str | Path, experiment: str) -> str:
 
 
 def holds_run(folder: str | Path) -> bool:
-    """Whether a run folder holds finished work: a checkpoint, or logged metrics beyond the header row."""
+    """Whether a run folder holds finished work: a checkpoint, logged metrics beyond the header row, or the record of
+    a run that got as far as its Trainer stage and failed for a reason other than bad input (its provenance.json says
+    how it failed, for `trainkit runs`)."""
     folder = Path(folder)
     if any((folder / CHECKPOINT_DIR).glob("*.ckpt")):
         return True
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        record = json.loads((folder / "provenance.json").read_text())
+        if record.get("stage") and not record.get("bad_input"):
+            return True
     metrics = folder / "metrics.csv"
     return metrics.is_file() and len(metrics.read_text().splitlines()) > 1
 

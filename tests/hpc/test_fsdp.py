@@ -22,7 +22,9 @@ FSDP = REPO / "configs" / "trainer" / "fsdp.yaml"
 
 
 def _cli(*args: str) -> TrainkitCLI:
-    return TrainkitCLI(args=["--config", str(DIGITS_CONFIG), "--config", str(FSDP), *args], run=False)
+    # The preflight refuses FSDP on CPU (the user-facing check); these tests only inspect how the config resolves.
+    return TrainkitCLI(args=["--config", str(DIGITS_CONFIG), "--config", str(FSDP), "--doctor.preflight", "false",
+                             *args], run=False)
 
 
 def test_fsdp_config_wraps_each_resnet_block_with_full_state_dicts(workdir: Path) -> None:

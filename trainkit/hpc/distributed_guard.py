@@ -34,6 +34,11 @@ class DistributedGuard(Callback):
         self.timeout = timeout
         self.check = check
 
+    @property
+    def enabled(self) -> bool:
+        """Always on: a run's world size is known only once the Trainer is built, and one process costs nothing."""
+        return True
+
     def prepare_trainer(self, trainer: Trainer) -> None:
         """Run the checks and set the collective timeout on a just-built Trainer, before it starts any process group."""
         if trainer.num_nodes * trainer.num_devices <= 1:

@@ -21,6 +21,7 @@ from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from trainkit.errors import ConfigError
 from trainkit.hpc.slurm_env import slurm_job_id
 
 PROVENANCE_FILE = "provenance.json"
@@ -66,7 +67,8 @@ class Provenance(Callback):
             self.record = _start_record(self.argv, self.started, trainer, read_provenance(run_dir))
         state = "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed"
         error = " ".join(str(exception).split())[:500]
-        self._write(state=state, ended=_now(), error=f"{type(exception).__name__}: {error}".rstrip(": "))
+        self._write(state=state, ended=_now(), error=f"{type(exception).__name__}: {error}".rstrip(": "),
+                    bad_input=_is_bad_input(exception))
 
     def _write(self, **changes: Any) -> None:
         self.record.update(changes)
@@ -75,6 +77,16 @@ class Provenance(Callback):
         partial = self.path.with_name(f".{self.path.name}.{os.getpid()}")
         partial.write_text(json.dumps(self.record, indent=2, default=str) + "\n")
         os.replace(partial, self.path)  # a reader never sees half a file
+
+
+def _is_bad_input(exception: BaseException) -> bool:
+    """A ConfigError anywhere in the chain: the user's input was refused, so the run never held work to keep."""
+    seen: list[BaseException] = []
+    error: BaseException | None = exception
+    while error is not None and error not in seen:
+        seen.append(error)
+        error = error.__cause__ or error.__context__
+    return any(isinstance(e, ConfigError) for e in seen)
 
 
 def read_provenance(run_dir: str | Path) -> dict[str, Any]:
