@@ -98,6 +98,7 @@ def test_regression_report(workdir: Path, trainkit) -> None:
     assert float(row["mae"]) == pytest.approx(float(logged["test/mae"]), rel=1e-4)
 
 
+@pytest.mark.slow  # t-SNE and a kNN over the test embeddings: ~30 s on 2 cores
 def test_metric_learning_report(workdir: Path, trainkit) -> None:
     assert trainkit("fit", *TINY_METRIC) == 0
     run = workdir / "runs" / "digits_metric" / "version_0"

@@ -37,14 +37,19 @@ def _target_names(task: Any, count: int) -> list[str]:
     return [str(n) for n in names] if len(names) == count else [f"target {i}" for i in range(count)]
 
 
-def _plot_scatter(pred: np.ndarray, true: np.ndarray, names: list[str], r2: list[float], path: Path) -> Path:
-    plt = pyplot()
-    shown = min(len(names), TARGETS_SHOWN)
+def _panels(count: int, height: float) -> tuple[Any, list[Any]]:
+    """A figure with one panel per target (up to TARGETS_SHOWN), three a row; the unused ones hidden."""
+    shown = min(count, TARGETS_SHOWN)
     rows, columns = grid(shown, 3)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.4 * rows), squeeze=False)
+    fig, axes = pyplot().subplots(rows, columns, figsize=(3.6 * columns, height * rows), squeeze=False)
     for ax in axes.flat[shown:]:
         ax.axis("off")
-    for i, ax in enumerate(axes.flat[:shown]):
+    return fig, list(axes.flat[:shown])
+
+
+def _plot_scatter(pred: np.ndarray, true: np.ndarray, names: list[str], r2: list[float], path: Path) -> Path:
+    fig, axes = _panels(len(names), 3.4)
+    for i, ax in enumerate(axes):
         low, high = float(min(true[:, i].min(), pred[:, i].min())), float(max(true[:, i].max(), pred[:, i].max()))
         ax.plot([low, high], [low, high], color="gray", linewidth=1, linestyle="--", label="y = x")
         ax.scatter(true[:, i], pred[:, i], s=10, alpha=0.6)
@@ -57,13 +62,8 @@ def _plot_scatter(pred: np.ndarray, true: np.ndarray, names: list[str], r2: list
 
 
 def _plot_residuals(residual: np.ndarray, names: list[str], path: Path) -> Path:
-    plt = pyplot()
-    shown = min(len(names), TARGETS_SHOWN)
-    rows, columns = grid(shown, 3)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.0 * rows), squeeze=False)
-    for ax in axes.flat[shown:]:
-        ax.axis("off")
-    for i, ax in enumerate(axes.flat[:shown]):
+    fig, axes = _panels(len(names), 3.0)
+    for i, ax in enumerate(axes):
         ax.hist(residual[:, i], bins=30, color="tab:blue", alpha=0.8)
         ax.axvline(0, color="gray", linewidth=1, linestyle="--")
         ax.set_xlabel(f"predicted - true ({names[i]})")
