@@ -139,6 +139,7 @@ def test_lora_changes_only_adapters_and_a_merge_keeps_the_outputs(tmp_path: Path
     torch.testing.assert_close(merged, adapted, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_sft_then_dpo_through_the_cli_with_lora(workdir: Path, trainkit, capsys: pytest.CaptureFixture) -> None:
     runs = workdir / "elsewhere"
     lora = ["--lora.r", "4", "--lora.target_modules", "[q_proj, v_proj]"]
