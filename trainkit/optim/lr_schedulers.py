@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch.optim.lr_scheduler import LRScheduler, OneCycleLR
 
 from trainkit.errors import ConfigError
@@ -24,7 +25,7 @@ class ScheduleLR(LRScheduler):
     def __init__(self, optimizer: torch.optim.Optimizer, factor: Callable[[int], float], last_epoch: int = -1,
                  total: int | None = None) -> None:
         self.factor = factor
-        self.total = total  # the run length the factor was built for; a resume must keep it
+        self.total = total  # the run length the factor was built for (a resume into another length is reported)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -40,10 +41,11 @@ class ScheduleLR(LRScheduler):
         return {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "factor")}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        saved = state_dict.get("total", state_dict.get("total_steps"))
-        if "total_steps" in state_dict or (saved is not None and self.total is not None and saved != self.total):
-            raise schedule_changed(saved, self.total)
-        super().load_state_dict(state_dict)
+        # A new run length is followed (the factor is rebuilt for it); another kind of schedule cannot be resumed.
+        if "total_steps" in state_dict:
+            raise schedule_changed()
+        _note_new_length(state_dict.get("total"), self.total)
+        super().load_state_dict({**state_dict, "total": self.total})
 
 
 class OneCycle(OneCycleLR):
@@ -60,17 +62,24 @@ class OneCycle(OneCycleLR):
         return super().get_lr()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        saved = state_dict.get("total_steps", state_dict.get("total"))
-        if saved != self.total_steps or "total_steps" not in state_dict:
-            raise schedule_changed(saved, self.total_steps)
-        super().load_state_dict(state_dict)
+        # Resumed into a longer or shorter run, the cycle is laid over the new length from the current step (the
+        # policy of every trainkit schedule); torch alone keeps the old length and fails with "Tried to step".
+        if "total_steps" not in state_dict:
+            raise schedule_changed()
+        _note_new_length(state_dict["total_steps"], self.total_steps)
+        super().load_state_dict({**state_dict, "total_steps": self.total_steps,
+                                 "_schedule_phases": self._schedule_phases})
 
 
-def schedule_changed(saved: int | None, now: int | None) -> ConfigError:
-    """The one-line refusal to resume a schedule built for another run length (torch would step past its end)."""
-    built = f"a run of {saved} intervals" if saved else "another kind of schedule"
+def _note_new_length(saved: int | None, now: int | None) -> None:
+    if saved is not None and now is not None and saved != now:
+        rank_zero_info(f"trainkit: the LR schedule follows the resumed run's length ({saved} -> {now} intervals)")
+
+
+def schedule_changed() -> ConfigError:
+    """The one-line refusal to resume a checkpoint whose LR schedule is of another kind than this run's."""
     return ConfigError(
-        f"the checkpoint's LR schedule was built for {built}, this run needs {now or 'another'}: trainkit does not "
-        "stretch a schedule on resume; resume with the run length it started with (the same --trainer.max_epochs / "
-        "--trainer.max_steps), or start a fresh fit without --ckpt_path"
+        "the checkpoint's LR schedule is of another kind than this run's (e.g. a one-cycle that fell back to a "
+        "constant LR in a run too short for it); resume with the schedule it started with "
+        "(--model.init_args.scheduler.*), or start a fresh fit without --ckpt_path"
     )

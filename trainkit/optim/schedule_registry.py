@@ -97,11 +97,7 @@ def shaped(shape: Callable[..., float], warmup: float = 0.0) -> Schedule:
         kwargs = config.schedule.checked(config.name, config.kwargs)
         factor = shapes.with_warmup(shape, total, warmup_steps, config.warmup_start_ratio, config.min_lr_ratio,
                                     **kwargs)
-        longer = shapes.with_warmup(shape, 2 * total, warmup_steps, config.warmup_start_ratio, config.min_lr_ratio,
-                                    **kwargs)
-        # A shape that depends on the run length (cosine, linear...) cannot be resumed into a run of another length.
-        depends = any(factor(step) != longer(step) for step in range(0, total, max(1, total // 64)))
-        return {"scheduler": ScheduleLR(optimizer, factor, total=total if depends else None)}
+        return {"scheduler": ScheduleLR(optimizer, factor, total=total)}
 
     doc = " ".join((shape.__doc__ or "").split()).rstrip(".")
     if warmup:
