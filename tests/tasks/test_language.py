@@ -120,6 +120,21 @@ def test_dpo_starts_at_log_2_and_its_reference_never_changes_nor_is_saved(tmp_pa
     assert all(torch.equal(v, policy[k]) for k, v in restored.model.state_dict().items())
 
 
+def test_sft_weight_adds_the_chosen_answers_mean_token_loss() -> None:
+    plain = DPOModule(reference="initial", model_config=TINY)
+    torch.manual_seed(0)
+    weighted = DPOModule(reference="initial", model_config=TINY, sft_weight=0.5)
+    weighted.load_state_dict(plain.state_dict())
+    batch = _batch(PreferenceDataModule(**DATA))
+    logits = plain(batch["input_ids"], batch["attention_mask"])
+    chosen_rows = len(batch["labels"]) // 2
+    terms = [-logits[row, t - 1].log_softmax(-1)[batch["labels"][row, t]]  # by hand, chosen answers only
+             for row in range(chosen_rows) for t in range(1, batch["labels"].shape[1])
+             if batch["labels"][row, t] != IGNORE]
+    expected = plain.step(batch, "val")[0] + 0.5 * torch.stack(terms).mean()
+    assert weighted.step(batch, "val")[0].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
 def test_lora_changes_only_adapters_and_a_merge_keeps_the_outputs(tmp_path: Path) -> None:
     model = CausalLMModule(model_config=TINY, optimizer=OptimizerConfig(lr=0.01))
     data = InstructionDataModule(**DATA)

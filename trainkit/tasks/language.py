@@ -157,13 +157,16 @@ class DPOModule(CausalLMModule):
     """
 
     def __init__(
-        self, reference: str | None = None, beta: float = 0.1, label_smoothing: float = 0.0, **kwargs: Any
+        self, reference: str | None = None, beta: float = 0.1, label_smoothing: float = 0.0, sft_weight: float = 0.0,
+        **kwargs: Any
     ) -> None:
         """Args:
         reference: an SFT run's experiment name (its newest best.ckpt under --runs_dir), a checkpoint path, or
             `initial`.
         beta: strength of the pull towards the reference (0.1 in the DPO paper; higher stays closer).
         label_smoothing: the chance a preference label is wrong (conservative DPO); 0 for plain DPO.
+        sft_weight: weight of the chosen answers' next-token loss added to the DPO loss (RPO, TRL's rpo_alpha;
+            1.0 in Pang et al. 2024): keeps the chosen answers likely, which plain DPO lets fall; 0 for plain DPO.
         **kwargs: the language model's arguments (model_name or model_config, tokenizer, ..., optimizer,
             scheduler); with a checkpoint reference the model and tokenizer are the checkpoint's.
         """
@@ -180,6 +183,7 @@ class DPOModule(CausalLMModule):
         reference_model = copy.deepcopy(self.model).requires_grad_(False).eval()
         self.reference_model = reference_model
         self.dpo_loss = DPOLoss(beta, label_smoothing)
+        self.sft_weight = sft_weight
         self.init_metrics(preference_metrics())
 
     def build_model(
@@ -214,6 +218,9 @@ class DPOModule(CausalLMModule):
         policy_chosen, policy_rejected = policy.chunk(2)  # the batch holds all chosen rows, then all rejected
         ref_chosen, ref_rejected = reference.chunk(2)
         loss, chosen, rejected = self.dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected)
+        if self.sft_weight:
+            chosen_tokens = (labels[:, 1:] != IGNORE).sum(-1).chunk(2)[0]
+            loss = loss - self.sft_weight * policy_chosen.sum() / chosen_tokens.sum().clamp(min=1)
         return loss, chosen, rejected
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
