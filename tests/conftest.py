@@ -12,7 +12,6 @@ REPO = Path(__file__).resolve().parents[1]
 DIGITS_CONFIG = REPO / "configs" / "classification" / "digits.yaml"
 
 
-
 def tiny_argv(config: str | Path, *flags: str | Path, epochs: int = 1, **trainer: int) -> list[str]:
     """`--config CONFIG FLAGS...` and the trainer flags of a seconds-long CLI test: `epochs` epochs, no progress bar
     or model summary, and `--trainer.KEY VALUE` for each keyword (limit_train_batches=4, ...)."""
@@ -26,6 +25,15 @@ def tiny_argv(config: str | Path, *flags: str | Path, epochs: int = 1, **trainer
 # A few-second version of the digits experiment: timm's tiny test_resnet on 16 px images, a few batches.
 TINY_DIGITS = tiny_argv(DIGITS_CONFIG, "--model.init_args.backbone", "test_resnet", "--data.init_args.image_size", "16",
                         limit_train_batches=4, limit_val_batches=2, limit_test_batches=2, log_every_n_steps=2)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start a SLURM cluster or network namespaces (machine-wide state) run one at a time, on one worker
+    of `pytest -n N --dist loadgroup`."""
+    for item in items:
+        if item.get_closest_marker("slurm") or item.get_closest_marker("netns"):
+            item.add_marker(pytest.mark.xdist_group("cluster"))
 
 
 @pytest.fixture(autouse=True)

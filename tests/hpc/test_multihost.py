@@ -17,6 +17,8 @@ from trainkit.hpc.atomic import checkpoint_problem
 from ._netns import start_nodes, two_hosts, wait_all
 from ._runs import SMALL_DIGITS, VIT, finish, last_metrics, start, weights
 
+pytestmark = pytest.mark.netns
+
 TWO_NODES = ["--trainer.num_nodes", "2", "--trainer.devices", "1", "--data.init_args.batch_size", "16"]
 
 

@@ -23,6 +23,7 @@ ARGS = [*SMALL_DIGITS, "--data.init_args.batch_size", "16", "--trainer.limit_tra
 
 @pytest.mark.slow
 @pytest.mark.slurm
+@pytest.mark.netns
 def test_two_node_job_is_preempted_requeued_and_resumes_to_the_uninterrupted_result(
     workdir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
