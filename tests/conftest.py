@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -36,10 +37,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("cluster"))
 
 
+def _threads_per_test_process() -> int:
+    """2 threads, or this machine's cores shared among the xdist workers: more threads than cores make OpenMP's
+    spinning threads wait on each other (a 2-core run with 2 workers of 2 threads each ran about 3x slower)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1, min(2, (os.cpu_count() or 1) // workers))
+
+
+THREADS = _threads_per_test_process()
+os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))  # the processes tests start inherit it
+
+
 @pytest.fixture(autouse=True)
 def _seed_and_threads() -> None:
     seed_everything(0, verbose=False)
-    torch.set_num_threads(2)
+    torch.set_num_threads(THREADS)
 
 
 @pytest.fixture
