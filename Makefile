@@ -9,6 +9,7 @@ PYTEST_ARGS ?=
 # Test processes: most tests are a single-threaded Python process, so 2 workers use both cores of a 2-core machine.
 # Tests that start a SLURM cluster or network namespaces share the group `cluster` and run one at a time.
 TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 .DEFAULT_GOAL := help
 .PHONY: help install fit test test-fast lint format bench bench-smoke clean
@@ -28,10 +29,10 @@ fit: install ## train the default experiment (digits, resnet18) and test its bes
 	$(BIN)/trainkit fit --config $(CONFIG)
 
 test: install ## run the whole test suite (slow tests included, as in CI)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 test-fast: install ## run the tests not marked slow
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 lint: install ## ruff checks
 	$(BIN)/ruff check trainkit tests benchmarks

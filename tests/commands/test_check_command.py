@@ -3,6 +3,7 @@ passes."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -60,8 +61,8 @@ def test_fit_stops_in_its_first_seconds_on_a_preflight_problem(workdir: Path, tr
     assert not list(workdir.glob("runs/digits/version_0/checkpoints/*.ckpt"))
 
 
-SFT_MODEL = "{model_type: llama, hidden_size: 128, num_hidden_layers: 2, num_attention_heads: 4, " \
-            "intermediate_size: 256, max_position_embeddings: 64}"
+SFT = REPO / "configs" / "language" / "sft.yaml"
+SFT_MODEL = json.dumps(yaml.safe_load(SFT.read_text())["model"]["init_args"]["model_config"])
 
 
 def stand_ins(config: Path) -> list[str]:

@@ -122,7 +122,6 @@ def test_dpo_starts_at_log_2_and_its_reference_never_changes_nor_is_saved(tmp_pa
 
 def test_sft_weight_adds_the_chosen_answers_mean_token_loss() -> None:
     plain = DPOModule(reference="initial", model_config=TINY)
-    torch.manual_seed(0)
     weighted = DPOModule(reference="initial", model_config=TINY, sft_weight=0.5)
     weighted.load_state_dict(plain.state_dict())
     batch = _batch(PreferenceDataModule(**DATA))
