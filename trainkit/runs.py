@@ -122,16 +122,28 @@ def discard_unstarted(folder: str | Path | None) -> None:
         os.environ.pop(_VERSION_ENV, None)
 
 
-def check_inside_runs_dir(runs_dir: str | Path, experiment: str, run_name: str | None) -> None:
-    """Refuse an experiment or run name that would put the run folder outside `runs_dir` (`..`, absolute paths)."""
-    for flag, value in (("--experiment", experiment), ("--run_name", run_name)):
+def check_inside_runs_dir(
+    runs_dir: str | Path, experiment: str, run_name: str | None, study: str | None = None
+) -> None:
+    """Refuse an experiment, run or study name that would put its folder outside `runs_dir` (`..`, absolute paths,
+    a study name with a `/`), or an experiment folder planted as a symlink to somewhere else."""
+    for flag, value in (("--experiment", experiment), ("--run_name", run_name), ("--study", study)):
         if value is None:
             continue
-        if value in ("", ".") or Path(value).is_absolute() or ".." in Path(value).parts:
+        if (value in ("", ".") or Path(value).is_absolute() or ".." in Path(value).parts
+                or (flag == "--study" and "/" in value)):
             raise ConfigError(
-                f"{flag} {value!r} would put the run outside --runs_dir {runs_dir}; use a plain name such as "
-                f"'my_run' (no '..', no absolute path), and set --runs_dir to choose where runs go"
+                f"{flag} {value!r} would put the {'study' if flag == '--study' else 'run'} outside --runs_dir "
+                f"{runs_dir}; use a plain name such as 'my_run' (no '..', no absolute path), and set --runs_dir to "
+                "choose where runs go"
             )
+    root = Path(runs_dir).resolve()
+    folder = Path(runs_dir) / experiment
+    if not folder.resolve().is_relative_to(root):  # resolve() follows a symlink planted in the runs folder
+        raise ConfigError(
+            f"experiment folder {folder} is a link to {folder.resolve()}, outside --runs_dir {runs_dir}; remove the "
+            "link, or set --runs_dir to the folder you want runs written to"
+        )
 
 
 def resolve_ckpt_path(

@@ -146,3 +146,28 @@ def test_slurm_renders_one_array_job_of_runners_without_submitting(workdir: Path
     assert srun.endswith("--ckpt_path auto")  # a requeued task resumes its trial
     assert len(list((workdir / STUDY).glob("sbatch_*.sh"))) == 1
     assert [t.state.name for t in journal_trials(workdir / STUDY, "tiny")] == ["WAITING"]  # the baseline, queued
+
+
+@pytest.mark.parametrize("study", ["../../../../x", "../victim", "a/b", "/tmp/abs"])
+def test_a_study_name_that_leaves_the_experiment_folder_is_refused(
+    workdir: Path, trainkit, capsys, study: str  # noqa: ANN001
+) -> None:
+    search = write_space(workdir)
+    (workdir / "R").mkdir()
+    assert trainkit("tune", *TRIAL_ARGS, "--runs_dir", "R", "--search", search, "--study", study) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"trainkit: error: --study {study!r} would put the study outside") and "\n" not in error
+    assert sorted(p.name for p in workdir.iterdir()) == ["R", "tiny.yaml"] and not any((workdir / "R").iterdir())
+
+
+def test_an_experiment_folder_linked_outside_the_runs_folder_is_refused(
+    workdir: Path, trainkit, capsys  # noqa: ANN001
+) -> None:
+    search = write_space(workdir)
+    (workdir / "R").mkdir()
+    (workdir / "victim").mkdir()
+    (workdir / "R" / "digits").symlink_to(workdir / "victim")
+    assert trainkit("tune", *TRIAL_ARGS, "--runs_dir", "R", "--search", search) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("trainkit: error: experiment folder R/digits is a link to") and "outside" in error
+    assert not any((workdir / "victim").iterdir())

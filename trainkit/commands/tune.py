@@ -147,6 +147,7 @@ def _split(argv: list[str]) -> tuple[list[str], list[str]]:
 def _prepare(options: TuneOptions, fit_args: list[str]) -> tuple[Path, StudySettings]:
     """Check the search against the config and create (or continue) the study; nothing trains yet."""
     from trainkit.commands.slurm import _parse_fit
+    from trainkit.runs import check_inside_runs_dir
     from trainkit.tune import study as studies
     from trainkit.tune.space import SearchSpace
 
@@ -165,6 +166,7 @@ def _prepare(options: TuneOptions, fit_args: list[str]) -> tuple[Path, StudySett
     if options.sampler == "grid":
         space.grid()
     name = options.study or Path(options.search).stem  # type: ignore[arg-type]
+    check_inside_runs_dir(config.runs_dir, config.experiment, None, study=name)
     settings = studies.StudySettings(
         name=name, space=space.to_dict(), monitor=config.monitor, mode=config.mode, n_trials=options.n_trials,
         sampler=options.sampler, pruner=options.pruner, seed=options.seed, startup_trials=options.startup_trials,
