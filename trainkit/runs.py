@@ -12,7 +12,7 @@ from pathlib import Path
 
 from trainkit.checkpoints import refusal
 from trainkit.errors import ConfigError
-from trainkit.hpc.atomic import checkpoint_problem
+from trainkit.hpc.atomic import checkpoint_problem, remove_leftovers, staged_saves
 from trainkit.hpc.slurm_env import slurm_run_name
 
 CHECKPOINT_DIR = "checkpoints"
@@ -182,8 +182,13 @@ def resolve_ckpt_path(
         candidates.insert(0, Path(runs_dir) / experiment / job_run)  # e.g. `trainkit test --ckpt_path best` in a job
     for run_dir in candidates:
         ckpt = run_dir / CHECKPOINT_DIR / f"{name}.ckpt"
+        cut_short = name == "last" and not ckpt.exists() and staged_saves(ckpt.parent, name)
+        if int(os.environ.get("LOCAL_RANK", 0)) == 0:
+            remove_leftovers(run_dir)
         if ckpt.exists():
             return _intact_or_previous(ckpt, name)
+        if cut_short:
+            return _newest_intact(ckpt, f"no whole {ckpt.name} in {ckpt.parent} (its first save was cut short)")
     if value == "auto":
         return None
     where = Path(runs_dir) / experiment / (run_name or "version_*")
@@ -201,12 +206,19 @@ def _intact_or_previous(ckpt: Path, name: str) -> str:
             raise ConfigError(f"checkpoint '{ckpt}' is refused: {refused}")
         return str(ckpt)
     if name == "last":
-        others = [p for p in ckpt.parent.iterdir() if p != ckpt and p.suffix == ".ckpt"]
-        for other in sorted(others, key=lambda p: p.stat().st_mtime, reverse=True):
-            if checkpoint_problem(other) is None:
-                if int(os.environ.get("LOCAL_RANK", 0)) == 0:
-                    print(f"trainkit: {ckpt} is unusable ({problem}); resuming from {other}, the newest intact "
-                          "checkpoint of this run", file=sys.stderr, flush=True)
-                return str(other)
+        return _newest_intact(ckpt, f"{ckpt} is unusable ({problem})")
     raise ConfigError(f"checkpoint {ckpt} cannot be loaded: {problem}; and no intact checkpoint is left beside it; "
                       "pass --ckpt_path PATH to another checkpoint, or start afresh without --ckpt_path")
+
+
+def _newest_intact(ckpt: Path, why: str) -> str:
+    """The newest intact checkpoint beside a broken or missing `last` (reported in one line)."""
+    others = [p for p in ckpt.parent.iterdir() if p != ckpt and p.suffix == ".ckpt"] if ckpt.parent.is_dir() else []
+    for other in sorted(others, key=lambda p: p.stat().st_mtime, reverse=True):
+        if checkpoint_problem(other) is None:
+            if int(os.environ.get("LOCAL_RANK", 0)) == 0:
+                print(f"trainkit: {why}; resuming from {other}, the newest intact checkpoint of this run",
+                      file=sys.stderr, flush=True)
+            return str(other)
+    raise ConfigError(f"{why}; and no intact checkpoint is left beside it; pass --ckpt_path PATH to another "
+                      "checkpoint, or start afresh without --ckpt_path")
