@@ -24,7 +24,8 @@ def test_six_trials_two_at_once_prune_and_best_yaml_reproduces_the_best(
 ) -> None:
     search = write_space(workdir)
     code = trainkit("tune", *TRIAL_ARGS, "--search", search, "--n_trials", "6", "--n_jobs", "2",
-                    "--sampler", "random", "--seed", "2", "--startup_trials", "2")
+                    "--sampler", "random", "--seed", "2", "--startup_trials", "2",
+                    "--warmup_validations", "0")  # two-validation trials: judged at the first, to see pruning work
     out = capsys.readouterr().out
     assert code == 0, out[-3000:]
     study = workdir / STUDY
@@ -32,7 +33,7 @@ def test_six_trials_two_at_once_prune_and_best_yaml_reproduces_the_best(
     assert [int(r["number"]) for r in rows] == list(range(6))
     states = [r["state"] for r in rows]
     assert set(states) <= {"complete", "pruned"} and "pruned" in states, states
-    assert "6/6 trials" in out and "pruned" in out  # the table printed at the end
+    assert "6/6 trials" in out and "pruned at val 1" in out  # the table printed at the end
     for row in rows:  # every trial, pruned or not, is a run folder like any other
         run = Path(row["run_folder"])
         assert run == STUDY / f"trial_{row['number']}"

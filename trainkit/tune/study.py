@@ -38,7 +38,8 @@ class StudySettings:
     pruner: str = "median"
     seed: int = 0
     startup_trials: int = 5
-    warmup_validations: int = 0
+    warmup_validations: int | None = None
+    """None: the first quarter of each trial's validations (the trial works it out from its own length)."""
     fit_args: list[str] = field(default_factory=list)
     experiment: str = "default"
     runs_dir: str = "runs"
@@ -165,9 +166,9 @@ def make_pruner(settings: StudySettings) -> Any:
 
     if settings.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=settings.startup_trials,
-                                           n_warmup_steps=settings.warmup_validations)
+                                           n_warmup_steps=settings.warmup_validations or 0)  # None: the trial waits
     if settings.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=max(1, settings.warmup_validations))
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, settings.warmup_validations or 1))
     return optuna.pruners.NopPruner()
 
 
