@@ -41,7 +41,8 @@ def _last(workdir: Path) -> dict:
     return torch.load(workdir / "runs" / "digits" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
 
 
-@pytest.mark.parametrize("cpu_allocator", [False, True], ids=["cuda_oom", "cpu_allocator"])
+@pytest.mark.parametrize("cpu_allocator", [False, pytest.param(True, marks=pytest.mark.slow)],
+                         ids=["cuda_oom", "cpu_allocator"])
 def test_search_picks_the_largest_batch_that_fits_and_keeps_the_effective_batch(
     workdir: Path, trainkit, caplog: pytest.LogCaptureFixture, cpu_allocator: bool  # noqa: ANN001
 ) -> None:
