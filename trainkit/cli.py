@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from trainkit.checks import check_checkpoint_matches, check_config_files, check_
 from trainkit.loggers import RunCSVLogger
 from trainkit.reports.provenance import Provenance
 from trainkit.runs import (
-    RUNS_DIR_ENV,
+    RunContext,
     check_inside_runs_dir,
     claim_run_dir,
     discard_unstarted,
@@ -79,7 +78,7 @@ class TrainkitCLI(LightningCLI):
     def __init__(
         self, args: list[str] | dict[str, Any] | None = None, run: bool = True, description: str = DESCRIPTION
     ) -> None:
-        self.run_dir: Path | None = None
+        self.run_context: RunContext | None = None  # set when the Trainer's loggers claim the run folder
         self._claimed_dir: Path | None = None  # a folder this process created, removed again if the start fails
         # Dataclass field docstrings become --help text, but reading them means tokenizing the source of every
         # class in the parser (about 1 s on 2 cores): only worth it when help or a commented config is printed.
@@ -130,7 +129,7 @@ class TrainkitCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
         config = self.config.get(self.config.get("subcommand") or "", self.config)
-        os.environ[RUNS_DIR_ENV] = str(config.get("runs_dir") or "runs")  # read while the model is built (DPO)
+        _hand_runs_dir(config)
         if "ckpt_path" in config:
             config_files = [str(path) for path in (config.get("config") or []) if path is not None]
             config.ckpt_path = resolve_ckpt_path(
@@ -182,7 +181,7 @@ class TrainkitCLI(LightningCLI):
             evaluated = run_dir_of_checkpoint(ckpt_path) if ckpt_path else None
             save_dir = (evaluated if evaluated is not None else Path(cfg.runs_dir) / cfg.experiment) / self.subcommand
             version, created = claim_run_dir(save_dir.parent, save_dir.name, None, None)
-        self.run_dir = save_dir / version
+        self.run_context = RunContext(save_dir.parent, save_dir.name, version)
         self._claimed_dir = self.run_dir if created else None
         loggers: list[Logger] = [RunCSVLogger(save_dir=str(save_dir), name="", version=version)]
         if importlib.util.find_spec("tensorboard") is not None:
@@ -190,6 +189,18 @@ class TrainkitCLI(LightningCLI):
 
             loggers.append(TensorBoardLogger(save_dir=str(save_dir), name="", version=version, default_hp_metric=False))
         return loggers
+
+    @property
+    def run_dir(self) -> Path | None:
+        """This run's folder, once the Trainer is built."""
+        return self.run_context.run_dir if self.run_context is not None else None
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        # Private LightningCLI hook: DDP ranks are started inside it, and must write into this run's folder.
+        if self.run_context is None:
+            return super()._run_subcommand(subcommand)
+        with self.run_context.for_child_processes():
+            super()._run_subcommand(subcommand)
 
     def fit(self, **kwargs: Any) -> None:
         """Lightning's fit; with --batch_size.oom_recovery, restarted at half the batch after running out of memory."""
@@ -208,6 +219,18 @@ class TrainkitCLI(LightningCLI):
         if self.trainer.is_global_zero:
             speed = [line for c in self.trainer.callbacks if isinstance(c, Throughput) for line in c.summary()]
             print(_summary(self.run_dir, checkpoint, test_metrics, speed), flush=True)
+
+
+def _hand_runs_dir(config: Any) -> None:
+    """A model that takes `runs_dir` (DPO finds its SFT reference there) gets the command's --runs_dir."""
+    model = config.get("model")
+    class_path = model.get("class_path") if model is not None and hasattr(model, "get") else None
+    if not class_path or "runs_dir" not in config:
+        return
+    module, _, name = class_path.rpartition(".")
+    model_class = getattr(importlib.import_module(module), name, None)
+    if model_class is not None and "runs_dir" in inspect.signature(model_class.__init__).parameters:
+        model.init_args.runs_dir = str(config.runs_dir)
 
 
 def _progress_bar() -> ProgressBar:

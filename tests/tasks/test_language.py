@@ -210,7 +210,6 @@ def test_bad_jsonl_file_ends_in_one_line(workdir: Path, trainkit, capsys: pytest
 
 def _cli(workdir: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), **env}
-    full_env.pop("TRAINKIT_RUN_VERSION", None)
     return subprocess.run([sys.executable, "-m", "trainkit", *args], cwd=workdir, env=full_env,
                           capture_output=True, text=True, timeout=600)
 

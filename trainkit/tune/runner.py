@@ -147,7 +147,7 @@ class Runner:
         self._finish(claim.number, code, run_dir)
 
     def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k != "TRAINKIT_RUN_VERSION"}
+        env = dict(os.environ)
         # J trials on C cores: C/J threads each, not C each (oversubscribed threads run several times slower).
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.n_jobs)))
         return env | {PARENT_ENV: str(os.getpid()), "PYTHONUNBUFFERED": "1"}
