@@ -17,12 +17,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "trainkit"
 LAYERS: list[set[str]] = [
     {"errors", "loggers"},
     {"augment", "losses", "metrics", "models", "optim", "hpc", "doctor"},
-    {"checkpoints"},  # the one weights-only checkpoint loader; it registers optim's config classes as safe
+    {"checkpoints"},  # the one weights-only checkpoint loader (tasks rebuilt from a file by the class it records)
     {"runs"},
     {"saved_config"},
     {"reports"},  # tasks call their report writer at test end
+    {"data"},
     {"tasks"},
-    {"data"},  # TeacherLogitsDataModule loads a trained task
     {"callbacks", "trackers", "checks"},
     {"cli"},
     {"tune"},  # a trial is a TrainkitCLI run
