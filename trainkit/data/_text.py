@@ -13,7 +13,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from trainkit.data._common import SplitDataModule, make_loader
+from trainkit.data._common import SplitDataModule, make_loader, seeded_split
 from trainkit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -71,12 +71,8 @@ def _parse(text: str, path: Path, where: str) -> Any:
 
 def split_records(records: list[dict[str, str]], fractions: tuple[float, float], seed: int) -> dict[str, list]:
     """A deterministic train/val/test split of one file's records (the same seed gives the same split)."""
-    order = torch.randperm(len(records), generator=torch.Generator().manual_seed(seed)).tolist()
-    n_val, n_test = (max(1, round(f * len(records))) if f > 0 else 0 for f in fractions)
-    if n_val + n_test >= len(records):
-        raise ConfigError(f"{len(records)} records are too few to hold out {n_val} for val and {n_test} for test; "
-                          "pass val_path/test_path or lower val_fraction/test_fraction")
-    parts = (order[:n_val], order[n_val:n_val + n_test], order[n_val + n_test:])
+    parts = seeded_split(len(records), fractions, seed, "records",
+                         "pass val_path/test_path or lower val_fraction/test_fraction")
     picked = [[records[i] for i in part] for part in parts]
     return dict(zip(("val", "test", "train"), picked, strict=True))
 
