@@ -16,7 +16,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "trainkit"
 # other (checked too), so the order within a layer does not matter.
 LAYERS: list[set[str]] = [
     {"errors", "loggers"},
-    {"augment", "losses", "metrics", "models", "optim", "hpc", "doctor"},
+    {"hpc"},  # the doctor's preflight reads the SLURM layout the way hpc's topology check does
+    {"augment", "losses", "metrics", "models", "optim", "doctor"},
     {"checkpoints"},  # the one weights-only checkpoint loader (tasks rebuilt from a file by the class it records)
     {"runs"},
     {"saved_config"},
