@@ -17,8 +17,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from tests.conftest import REPO
 from trainkit.callbacks import LoRA
 from trainkit.data import InstructionDataModule, PreferenceDataModule
-from trainkit.data._text import IGNORE
 from trainkit.losses.dpo import DPOLoss
+from trainkit.metrics.language import IGNORE
 from trainkit.models.lora import merge_lora
 from trainkit.optim import OptimizerConfig
 from trainkit.tasks import CausalLMModule, DPOModule
