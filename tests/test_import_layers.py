@@ -24,9 +24,8 @@ LAYERS: list[set[str]] = [
     {"reports"},  # tasks call their report writer at test end
     {"data"},
     {"tasks"},
-    {"callbacks", "trackers", "checks"},
+    {"callbacks", "trackers", "checks", "tune"},  # a trial is a plain `trainkit fit` with tune's reporter callback
     {"cli"},
-    {"tune"},  # a trial is a TrainkitCLI run
     {"commands"},
     {"console"},
     {"__main__"},

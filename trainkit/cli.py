@@ -9,10 +9,11 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
-from jsonargparse import set_parsing_settings
+from jsonargparse import Namespace, set_parsing_settings
 from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -209,6 +210,11 @@ class TrainkitCLI(LightningCLI):
         fit_with_oom_recovery(self.trainer, **kwargs)
 
     def after_fit(self) -> None:
+        stopped = [c.stop_reason for c in self.trainer.callbacks if getattr(c, "stop_reason", None)]
+        if stopped:  # a callback ended the fit early on purpose (a pruned trial): no test pass for it
+            if self.trainer.is_global_zero:
+                print(f"\ntrainkit fit stopped: {', '.join(stopped)}\n  run folder       {self.run_dir}", flush=True)
+            return
         cfg = self.config.fit
         test_metrics: dict[str, float] = {}
         checkpoint = self.trainer.checkpoint_callback
@@ -219,6 +225,21 @@ class TrainkitCLI(LightningCLI):
         if self.trainer.is_global_zero:
             speed = [line for c in self.trainer.callbacks if isinstance(c, Throughput) for line in c.summary()]
             print(_summary(self.run_dir, checkpoint, test_metrics, speed), flush=True)
+
+
+class _ParseOnly(TrainkitCLI):
+    """TrainkitCLI that parses and checks the flags and builds nothing."""
+
+    def instantiate_classes(self) -> None:
+        pass
+
+
+def parse_only(fit_args: list[str]) -> Namespace:
+    """`trainkit fit` flags parsed and checked as the fit would, building nothing: a command checks them now (before
+    a SLURM queue or a search), and reads the run's experiment, runs_dir and monitor from the result."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*args parameter is intended.*")  # our own argv, on purpose
+        return _ParseOnly(args=fit_args, run=False).config
 
 
 def _hand_runs_dir(config: Any) -> None:
