@@ -44,7 +44,7 @@ class TrialReporter(Callback):
         """
         _die_with_runner()
         self.folder, self.number = Path(folder), number
-        self.settings = studies.read_settings(folder)
+        self.settings = studies.read_settings(self.folder)
         self.validations = 0
         self.best: float | None = None
         self.stop_reason: str | None = None  # "pruned": the CLI then skips the test pass and says why the fit stopped
