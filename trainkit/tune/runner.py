@@ -192,8 +192,9 @@ class Runner:
 
 def trial_args(settings: studies.StudySettings, number: int, params: dict[str, Any]) -> list[str]:
     """The `trainkit fit` flags of trial `number`: the study's fit flags, its values, its own folder, and resume."""
-    return [*settings.fit_args, *as_flags(params), "--runs_dir", str(Path(settings.runs_dir) / settings.experiment),
-            "--experiment", f"tune_{settings.name}", "--run_name", f"trial_{number}", "--ckpt_path", "auto"]
+    folder = studies.study_dir(settings.runs_dir, settings.experiment, settings.name)
+    return [*settings.fit_args, *as_flags(params), "--runs_dir", str(folder.parent),
+            "--experiment", folder.name, "--run_name", f"trial_{number}", "--ckpt_path", "auto"]
 
 
 def _runner_name() -> str:
