@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "trainkit"
 # Lowest first; a package may import only from its own layer or lower ones. Same-layer packages never import each
 # other (checked too), so the order within a layer does not matter.
 LAYERS: list[set[str]] = [
-    {"errors", "loggers"},
+    {"errors", "loggers", "known_warnings"},
     {"augment", "losses", "metrics", "models", "optim", "hpc", "doctor"},
     {"checkpoints"},  # the one weights-only checkpoint loader; it registers optim's config classes as safe
     {"runs"},

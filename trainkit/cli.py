@@ -15,7 +15,7 @@ from typing import Any
 
 from jsonargparse import set_parsing_settings
 from lightning.pytorch import LightningDataModule, Trainer
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ModelSummary, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger
 
@@ -23,10 +23,13 @@ import trainkit.data  # noqa: F401  (registers the DataModules so `class_path: D
 import trainkit.tasks  # noqa: F401  (registers the task modules for short class_path names)
 from trainkit.callbacks import CLI_CALLBACKS, Throughput, attached
 from trainkit.callbacks._dispatch import NoProfiler, skip_unused_hooks
+from trainkit.callbacks.model_summary import ModelSummaryWithoutZeroFlops
 from trainkit.callbacks.progress import silence_litlogger_tip
 from trainkit.checks import check_checkpoint_matches, check_config_files, check_run_config
+from trainkit.known_warnings import silence_known_warnings
 from trainkit.loggers import RunCSVLogger
 from trainkit.reports.provenance import Provenance
+from trainkit.reports.table import metrics_table, number
 from trainkit.runs import (
     RUNS_DIR_ENV,
     check_inside_runs_dir,
@@ -79,6 +82,7 @@ class TrainkitCLI(LightningCLI):
     def __init__(
         self, args: list[str] | dict[str, Any] | None = None, run: bool = True, description: str = DESCRIPTION
     ) -> None:
+        silence_known_warnings()
         self.run_dir: Path | None = None
         self._claimed_dir: Path | None = None  # a folder this process created, removed again if the start fails
         # Dataclass field docstrings become --help text, but reading them means tokenizing the source of every
@@ -154,6 +158,10 @@ class TrainkitCLI(LightningCLI):
         has_bar = any(isinstance(c, ProgressBar) for c in user_callbacks)
         if config.get("enable_progress_bar", True) is not False and not has_bar:
             user_callbacks.append(_progress_bar())
+        if config.get("enable_model_summary", True) is not False and not any(
+                isinstance(c, ModelSummary) for c in user_callbacks):
+            user_callbacks.append(ModelSummaryWithoutZeroFlops())
+            config["enable_model_summary"] = False  # else Lightning says it skips its own summary for ours
         config["callbacks"] = user_callbacks
         if config.get("logger") in (None, True):
             config["logger"] = self._run_loggers()
@@ -197,6 +205,19 @@ class TrainkitCLI(LightningCLI):
 
         fit_with_oom_recovery(self.trainer, **kwargs)
 
+    def test(self, **kwargs: Any) -> None:
+        """Lightning's test, its results printed as a plain table in 4 significant digits."""
+        self._evaluate("test", **kwargs)
+
+    def validate(self, **kwargs: Any) -> None:
+        """Lightning's validate, its results printed as a plain table in 4 significant digits."""
+        self._evaluate("validate", **kwargs)
+
+    def _evaluate(self, stage: str, verbose: bool = True, **kwargs: Any) -> None:
+        results = getattr(self.trainer, stage)(verbose=False, **kwargs)  # Lightning's table prints 16-digit floats
+        if verbose and results and self.trainer.is_global_zero:
+            print(metrics_table(stage, results), flush=True)
+
     def after_fit(self) -> None:
         cfg = self.config.fit
         test_metrics: dict[str, float] = {}
@@ -239,6 +260,6 @@ def _summary(run_dir: Path | None, checkpoint: Callback | None, test_metrics: di
     if isinstance(checkpoint, ModelCheckpoint) and checkpoint.last_model_path:
         lines.append(f"  last checkpoint  {checkpoint.last_model_path}")
     for name, value in sorted(test_metrics.items()):
-        lines.append(f"  {name:<16} {value:.4f}")
+        lines.append(f"  {name:<16} {number(value)}")
     lines += extra or []  # e.g. Throughput's samples/s, step time, data wait and peak memory
     return "\n".join(lines)

@@ -89,6 +89,9 @@ def _is_usage_error(error: BaseException) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `trainkit` console script."""
+    from trainkit.known_warnings import silence_known_warnings
+
+    silence_known_warnings()  # before any command imports Lightning
     from_shell = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
