@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"reports"},  # tasks call their report writer at test end
     {"tasks"},
     {"data"},  # TeacherLogitsDataModule loads a trained task
-    {"callbacks", "trackers", "checks"},
+    {"callbacks", "trackers", "checks", "help_parser"},
     {"cli"},
     {"tune"},  # a trial is a TrainkitCLI run
     {"commands"},

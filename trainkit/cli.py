@@ -11,7 +11,7 @@ import inspect
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from jsonargparse import set_parsing_settings
 from lightning.pytorch import LightningDataModule, Trainer
@@ -26,6 +26,7 @@ from trainkit.callbacks._dispatch import NoProfiler, skip_unused_hooks
 from trainkit.callbacks.model_summary import ModelSummaryWithoutZeroFlops
 from trainkit.callbacks.progress import silence_litlogger_tip
 from trainkit.checks import check_checkpoint_matches, check_config_files, check_run_config
+from trainkit.help_parser import TrainkitArgumentParser
 from trainkit.known_warnings import silence_known_warnings
 from trainkit.loggers import RunCSVLogger
 from trainkit.reports.provenance import Provenance
@@ -109,6 +110,7 @@ class TrainkitCLI(LightningCLI):
             datamodule_class=LightningDataModule,
             subclass_mode_data=True,
             save_config_callback=RunConfigSaver,
+            parser_class=TrainkitArgumentParser,
             auto_configure_optimizers=False,
             parser_kwargs={"exit_on_error": False, "description": description, "allow_abbrev": False},
             args=args,
@@ -121,7 +123,7 @@ class TrainkitCLI(LightningCLI):
         add("--runs_dir", type=str, default="runs", help="Root folder of all runs.")
         add("--run_name", type=str | None, default=None, help="Fixed run folder name instead of the next version_N.")
         add("--monitor", type=str, default="val/loss", help="Metric that picks the best checkpoint and early-stops.")
-        add("--mode", type=str, default="min", choices=["min", "max"], help="Whether lower or higher is better.")
+        add("--mode", type=Literal["min", "max"], default="min", help="Whether lower or higher is better.")
         add("--test_after_fit", type=bool, default=False, help="Test the best checkpoint when fit ends.")
         add("--overwrite", type=bool, default=False, help="Let a fresh fit replace the run already in --run_name.")
         for key, callback_class in CLI_CALLBACKS.items():
