@@ -30,6 +30,7 @@ def test_top_level_help_lists_every_command_in_one_line_each(trainkit, capsys: p
     assert all(len(line) <= 80 for line in out.splitlines()), out
 
 
+@pytest.mark.slow  # ~10 s: builds the fit parser with docstrings twice
 def test_fit_help_puts_trainkit_first_and_lists_no_subclass_dumps(trainkit, capsys: pytest.CaptureFixture) -> None:
     assert trainkit("fit", "--help") == 0
     out = capsys.readouterr().out
