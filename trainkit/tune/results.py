@@ -13,13 +13,14 @@ import yaml
 
 from trainkit.doctor.curves import METRICS_FILE, read_metrics
 from trainkit.tune import study as studies
-from trainkit.tune.trial import VALUE
+from trainkit.tune.trial import VALUE, TrialReporter
 
 TRIALS_CSV = "trials.csv"
 BEST_YAML = "best.yaml"
 PLOTS = "plots"
 TESTS_SHOWN = 3
 """Test metrics in the printed table (trials.csv holds them all); the fewest-underscore names first."""
+REPORTER = f".{TrialReporter.__name__}"
 
 
 def trial_rows(folder: Path, settings: studies.StudySettings) -> list[dict[str, Any]]:
@@ -108,6 +109,10 @@ def write_best(folder: Path, settings: studies.StudySettings, best: dict[str, An
         return None
     config = yaml.safe_load(source.read_text())
     config["runs_dir"], config["experiment"], config["run_name"] = settings.runs_dir, settings.experiment, None
+    trainer = config.get("trainer") or {}
+    if isinstance(trainer.get("callbacks"), list):  # the rerun is a plain fit: it reports to no study
+        kept = [c for c in trainer["callbacks"] if not str((c or {}).get("class_path", "")).endswith(REPORTER)]
+        trainer["callbacks"] = kept or None
     path = folder / BEST_YAML
     searched = "\n".join(f"#   {key}: {best[key]!r}" for key in settings.space)
     epochs = (config.get("trainer") or {}).get("max_epochs")
