@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "trainkit"
 # Lowest first; a package may import only from its own layer or lower ones. Same-layer packages never import each
 # other (checked too), so the order within a layer does not matter.
 LAYERS: list[set[str]] = [
-    {"errors", "loggers"},
+    {"errors", "loggers", "known_warnings"},
     {"hpc"},  # the doctor's preflight reads the SLURM layout the way hpc's topology check does
     {"augment", "losses", "metrics", "models", "optim", "doctor"},
     {"checkpoints"},  # the one weights-only checkpoint loader (tasks rebuilt from a file by the class it records)
@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"reports"},  # tasks call their report writer at test end
     {"data"},
     {"tasks"},
-    {"callbacks", "trackers", "checks", "tune"},  # a trial is a plain `trainkit fit` with tune's reporter callback
+    {"callbacks", "trackers", "checks", "tune", "help_parser"},  # a trial: a plain `trainkit fit` + tune's reporter
     {"cli"},
     {"commands"},
     {"console"},

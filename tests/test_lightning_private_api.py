@@ -17,6 +17,8 @@ FUNCTIONS = {
     ("lightning.fabric.utilities.seed", "_collect_rng_states"): "doctor/preflight.py (one-batch overfit)",
     ("lightning.fabric.utilities.seed", "_set_rng_states"): "doctor/preflight.py (one-batch overfit)",
     ("lightning.pytorch.trainer.call", "_call_setup_hook"): "commands/_quiet_cli.py (attach_for_fit)",
+    ("lightning.pytorch.utilities.model_summary.model_summary", "_format_summary_table"):
+        "callbacks/model_summary.py (the summary without FLOPs)",
 }
 # (class, attribute) -> the trainkit code that overrides or reads it
 METHODS = {

@@ -45,8 +45,9 @@ def test_a_config_saved_in_a_run_points_at_that_run(tmp_path: Path) -> None:
 def test_missing_files_and_fresh_auto(tmp_path: Path) -> None:
     assert resolve_ckpt_path("auto", tmp_path, "exp") is None
     assert resolve_ckpt_path(None, tmp_path, "exp") is None
-    with pytest.raises(ConfigError, match="no 'best' checkpoint"):
+    with pytest.raises(ConfigError, match="no 'best' checkpoint") as error:
         resolve_ckpt_path("best", tmp_path, "exp")
+    assert f"--runs_dir {tmp_path}" in str(error.value) and f"working folder {Path.cwd()}" in str(error.value)
     with pytest.raises(ConfigError, match="does not exist"):
         resolve_ckpt_path(str(tmp_path / "nope.ckpt"), tmp_path, "exp")
 

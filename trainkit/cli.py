@@ -11,11 +11,11 @@ import inspect
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from jsonargparse import Namespace, set_parsing_settings
 from lightning.pytorch import LightningDataModule, Trainer
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ModelSummary, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger
 
@@ -23,10 +23,14 @@ import trainkit.data  # noqa: F401  (registers the DataModules so `class_path: D
 import trainkit.tasks  # noqa: F401  (registers the task modules for short class_path names)
 from trainkit.callbacks import CLI_CALLBACKS, Throughput, attached
 from trainkit.callbacks._dispatch import NoProfiler, skip_unused_hooks
+from trainkit.callbacks.model_summary import ModelSummaryWithoutZeroFlops
 from trainkit.callbacks.progress import silence_litlogger_tip
 from trainkit.checks import check_checkpoint_matches, check_config_files, check_run_config
+from trainkit.help_parser import TrainkitArgumentParser
+from trainkit.known_warnings import silence_known_warnings
 from trainkit.loggers import RunCSVLogger
 from trainkit.reports.provenance import Provenance
+from trainkit.reports.table import metrics_table, number
 from trainkit.runs import (
     RunContext,
     check_inside_runs_dir,
@@ -79,6 +83,7 @@ class TrainkitCLI(LightningCLI):
     def __init__(
         self, args: list[str] | dict[str, Any] | None = None, run: bool = True, description: str = DESCRIPTION
     ) -> None:
+        silence_known_warnings()
         self.run_context: RunContext | None = None  # set when the Trainer's loggers claim the run folder
         self._claimed_dir: Path | None = None  # a folder this process created, removed again if the start fails
         # Dataclass field docstrings become --help text, but reading them means tokenizing the source of every
@@ -105,6 +110,7 @@ class TrainkitCLI(LightningCLI):
             datamodule_class=LightningDataModule,
             subclass_mode_data=True,
             save_config_callback=RunConfigSaver,
+            parser_class=TrainkitArgumentParser,
             auto_configure_optimizers=False,
             parser_kwargs={"exit_on_error": False, "description": description, "allow_abbrev": False},
             args=args,
@@ -117,7 +123,7 @@ class TrainkitCLI(LightningCLI):
         add("--runs_dir", type=str, default="runs", help="Root folder of all runs.")
         add("--run_name", type=str | None, default=None, help="Fixed run folder name instead of the next version_N.")
         add("--monitor", type=str, default="val/loss", help="Metric that picks the best checkpoint and early-stops.")
-        add("--mode", type=str, default="min", choices=["min", "max"], help="Whether lower or higher is better.")
+        add("--mode", type=Literal["min", "max"], default="min", help="Whether lower or higher is better.")
         add("--test_after_fit", type=bool, default=False, help="Test the best checkpoint when fit ends.")
         add("--overwrite", type=bool, default=False, help="Let a fresh fit replace the run already in --run_name.")
         for key, callback_class in CLI_CALLBACKS.items():
@@ -146,7 +152,7 @@ class TrainkitCLI(LightningCLI):
         # Private LightningCLI hook: the one place that holds the Trainer arguments and callbacks before the Trainer.
         _preflight(config, callbacks)
         callbacks = self._run_callbacks(config, callbacks)
-        config["callbacks"] = _with_progress_bar(config)
+        config["callbacks"] = _with_model_summary(config, _with_progress_bar(config))
         config["logger"] = self._loggers(config.get("logger"))
         silence_litlogger_tip()
         if config.get("profiler") is None:
@@ -217,6 +223,19 @@ class TrainkitCLI(LightningCLI):
 
         fit_with_oom_recovery(self.trainer, **kwargs)
 
+    def test(self, **kwargs: Any) -> None:
+        """Lightning's test, its results printed as a plain table in 4 significant digits."""
+        self._evaluate("test", **kwargs)
+
+    def validate(self, **kwargs: Any) -> None:
+        """Lightning's validate, its results printed as a plain table in 4 significant digits."""
+        self._evaluate("validate", **kwargs)
+
+    def _evaluate(self, stage: str, verbose: bool = True, **kwargs: Any) -> None:
+        results = getattr(self.trainer, stage)(verbose=False, **kwargs)  # Lightning's table prints 16-digit floats
+        if verbose and results and self.trainer.is_global_zero:
+            print(metrics_table(stage, results), flush=True)
+
     def after_fit(self) -> None:
         stopped = [c.stop_reason for c in self.trainer.callbacks if getattr(c, "stop_reason", None)]
         if stopped:  # a callback ended the fit early on purpose (a pruned trial): no test pass for it
@@ -278,6 +297,15 @@ def _with_progress_bar(config: dict[str, Any]) -> list[Callback]:
     return user_callbacks
 
 
+def _with_model_summary(config: dict[str, Any], callbacks: list[Callback]) -> list[Callback]:
+    """The callbacks plus trainkit's model summary (no "Total FLOPs: 0") unless the summary is off or given."""
+    if config.get("enable_model_summary", True) is not False and not any(
+            isinstance(c, ModelSummary) for c in callbacks):
+        callbacks = [*callbacks, ModelSummaryWithoutZeroFlops()]
+        config["enable_model_summary"] = False  # else Lightning says it skips its own summary for ours
+    return callbacks
+
+
 def _prepare(trainer: Trainer) -> None:
     """Work on the built Trainer: drop hooks no callback implements, then the checks that must run before any
     collective (a callback's prepare_trainer)."""
@@ -316,6 +344,6 @@ def _summary(run_dir: Path | None, checkpoint: Callback | None, test_metrics: di
     if isinstance(checkpoint, ModelCheckpoint) and checkpoint.last_model_path:
         lines.append(f"  last checkpoint  {checkpoint.last_model_path}")
     for name, value in sorted(test_metrics.items()):
-        lines.append(f"  {name:<16} {value:.4f}")
+        lines.append(f"  {name:<16} {number(value)}")
     lines += extra or []  # e.g. Throughput's samples/s, step time, data wait and peak memory
     return "\n".join(lines)

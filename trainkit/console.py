@@ -11,10 +11,13 @@ import os
 import pkgutil
 import re
 import sys
+from pathlib import Path
 
-from trainkit.errors import ConfigError
+from trainkit.errors import ConfigError, did_you_mean
 
 DEBUG_ENV = "TRAINKIT_DEBUG"
+LIBRARIES = ("torch", "torchvision", "torchmetrics", "timm", "lightning", "transformers", "peft", "torchaudio")
+"""Modules whose classes "did you mean" leaves out: a typo is of a trainkit class or the user's own."""
 
 
 def extra_commands() -> dict[str, str]:
@@ -26,6 +29,39 @@ def extra_commands() -> dict[str, str]:
         for info in pkgutil.iter_modules(trainkit.commands.__path__)
         if not info.name.startswith("_")
     }
+
+
+LIGHTNING_COMMANDS = {
+    "fit": "train from a YAML experiment: trainkit fit --config X.yaml",
+    "validate": "validate a checkpoint: --ckpt_path best|last|PATH",
+    "test": "test a checkpoint: --ckpt_path best|last|PATH",
+    "predict": "a checkpoint's predictions on the data's predict split",
+}
+"""The LightningCLI subcommands and their one line in `trainkit --help`."""
+
+
+def top_help() -> str:
+    """`trainkit --help`: every command with one line, without building the CLI (which takes seconds)."""
+    import ast
+
+    import trainkit.commands
+
+    lines = ["usage: trainkit COMMAND [options]    (trainkit COMMAND --help: its options)", "",
+             "trainkit: train deep networks from YAML experiments.", "", "commands:"]
+    rows = dict(LIGHTNING_COMMANDS)
+    for info in sorted(pkgutil.iter_modules(trainkit.commands.__path__), key=lambda info: info.name):
+        if not info.name.startswith("_"):
+            source = Path(trainkit.commands.__path__[0], f"{info.name}.py").read_text()
+            rows[info.name.replace("_", "-")] = _one_line_summary(ast.get_docstring(ast.parse(source)) or "")
+    lines += [f"  {name:<11} {summary}" for name, summary in rows.items()]
+    return "\n".join(lines)
+
+
+def _one_line_summary(docstring: str, width: int = 65) -> str:
+    """A command module's docstring, less its "`usage`:" opening, cut to one line of `width` characters."""
+    text = " ".join(re.sub(r"^`[^`]*`:\s*", "", docstring.strip()).split())
+    text = re.split(r"(?<=[^.])\. |; ", text)[0].rstrip(".")
+    return text if len(text) <= width else text[:width - 3].rsplit(" ", 1)[0].rstrip(",;") + " ..."
 
 
 def _description() -> str:
@@ -65,8 +101,58 @@ def one_line(error: BaseException) -> str:
     lines = [line.strip(" -:") for line in text.splitlines() if line.strip(" -:")]
     reason = lines[0] if lines else type(chain[-1]).__name__
     if re.search(r"is not (accepted|expected)|unrecognized arguments", reason):
-        reason += "; check its spelling (`trainkit fit --help` lists the options)"
+        reason += f"; {_option_suggestion(chain, reason)}check its spelling (`trainkit fit --help` lists the options)"
+    elif match := re.search(r"Expected a dot import path string: (\S+)", reason):
+        reason += f"; {_class_suggestion(match.group(1))}give a class name trainkit knows or a full class_path"
     return re.sub(r"\s+", " ", f"{where}: {reason}" if where else reason)
+
+
+def _option_suggestion(chain: list[BaseException], reason: str) -> str:
+    """`did you mean lr? ` for `Option 'lrr' is not accepted`, from the init arguments of the class being parsed."""
+    option = re.search(r"(?:Option|Key) '([\w.]+)' is not (?:accepted|expected)", reason)
+    paths = [m.group(1) for cause in chain for m in re.finditer(r"given class_path '([\w.]+)'", str(cause))]
+    if option is None or not paths:
+        return ""
+    module, _, name = paths[-1].rpartition(".")  # the innermost class: the one the option was given to
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return ""
+    return did_you_mean(option.group(1).rsplit(".", 1)[-1], _init_arguments(cls))
+
+
+def _init_arguments(cls: type) -> list[str]:
+    """The keyword arguments `cls` accepts, through the `**kwargs` its __init__ passes to its bases."""
+    import inspect
+
+    names: list[str] = []
+    for klass in cls.__mro__:
+        try:
+            params = inspect.signature(klass.__init__).parameters.values()
+        except (TypeError, ValueError):
+            break
+        names += [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names
+
+
+def _class_suggestion(name: str) -> str:
+    """`did you mean TinyCNN? ` among the tasks, DataModules and networks of trainkit and the user's own modules
+    (the libraries' hundreds of nn.Modules would drown the one meant)."""
+    import torch
+    from lightning.pytorch import LightningDataModule
+
+    seen: set[type] = set()
+    todo: list[type] = [torch.nn.Module, LightningDataModule]
+    while todo:
+        cls = todo.pop()
+        if cls not in seen:
+            seen.add(cls)
+            todo += cls.__subclasses__()
+    ours = {cls.__name__ for cls in seen if not cls.__name__.startswith("_")
+            and not cls.__module__.startswith(LIBRARIES)}
+    return did_you_mean(name, ours, n=1)
 
 
 def _unimportable_class_path(chain: list[BaseException]) -> str | None:
@@ -92,8 +178,14 @@ def _is_usage_error(error: BaseException) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `trainkit` console script."""
+    from trainkit.known_warnings import silence_known_warnings
+
+    silence_known_warnings()  # before any command imports Lightning
     from_shell = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv in (["-h"], ["--help"]):
+        print(top_help())
+        return
     try:
         commands = extra_commands() if argv and not argv[0].startswith("-") else {}
         if argv and argv[0] in commands:

@@ -215,8 +215,9 @@ def resolve_ckpt_path(
         return None
     where = Path(runs_dir) / experiment / (run_name or "version_*")
     raise ConfigError(
-        f"no '{name}' checkpoint in {where}/{CHECKPOINT_DIR}/; run `trainkit fit` with this experiment "
-        "first, or pass --ckpt_path PATH"
+        f"no '{name}' checkpoint in {where}/{CHECKPOINT_DIR}/ (--runs_dir {runs_dir}, read from the working folder "
+        f"{Path.cwd()}); run from the folder that holds the runs, pass --runs_dir to them, run `trainkit fit` with "
+        "this experiment first, or pass --ckpt_path PATH"
     )
 
 

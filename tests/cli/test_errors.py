@@ -85,7 +85,7 @@ def test_debug_env_shows_the_traceback(workdir: Path, trainkit, monkeypatch: pyt
     [
         (["--monitor", "val/loss", "--mode", "max"], "highest loss (the worst); use --mode min"),
         (["--trainer.max_epochs", "0"], "--trainer.max_epochs 0 trains nothing"),
-        (["--trainer.max_epoch", "3"], "unrecognized arguments: --trainer.max_epoch 3; check its spelling"),
+        (["--trainer.max_epoch", "3"], "--trainer.max_epoch 3 (--trainer.max_epoch: did you mean --trainer.max_epochs"),
         (["--trainer.check_val_every_n_epoch", "5"], "never validates in a 1-epoch run"),
         (["--data.init_args.batch_size", "0"], "--data.init_args.batch_size 0 must be 1 or more"),
         (["--trainer.limit_train_batches", "0"], "--trainer.limit_train_batches 0 trains on no batches"),

@@ -16,8 +16,11 @@ def _last(rows: list[dict[str, str]], key: str) -> float:
     return float([r[key] for r in rows if r.get(key)][-1])
 
 
-def test_fit_writes_run_folder_and_test_reproduces_it(workdir: Path, trainkit, capsys: pytest.CaptureFixture) -> None:
-    assert trainkit("fit", *TINY_DIGITS) == 0
+def test_fit_writes_run_folder_and_test_reproduces_it(workdir: Path, trainkit, capsys: pytest.CaptureFixture,
+                                                      caplog: pytest.LogCaptureFixture, recwarn) -> None:  # noqa: ANN001
+    assert trainkit("fit", *TINY_DIGITS, "--trainer.enable_model_summary", "true") == 0
+    assert "Total params" in caplog.text and "FLOPs" not in caplog.text and "Flops" not in caplog.text
+    assert not [w for w in recwarn if "LeafSpec" in str(w.message)]  # known_warnings.py silences it
     run = workdir / "runs" / "digits" / "version_0"
     assert (run / "config.yaml").is_file()
     assert (run / "checkpoints" / "best.ckpt").is_file()
@@ -33,6 +36,9 @@ def test_fit_writes_run_folder_and_test_reproduces_it(workdir: Path, trainkit, c
     assert trainkit("test", *TINY_DIGITS, "--ckpt_path", "best") == 0
     evaluation = run / "test" / "version_0" / "metrics.csv"
     assert _last(read_rows(evaluation), "test/acc") == pytest.approx(fit_test_acc, abs=1e-6)
+    table = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()
+             if line.startswith("test/")}
+    assert table["test/acc"] == f"{fit_test_acc:.4g}" and len(table["test/loss"].replace(".", "")) <= 5, table
 
 
 def test_rerun_makes_a_new_version_and_resume_continues_in_place(workdir: Path, trainkit) -> None:

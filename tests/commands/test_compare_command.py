@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import TINY_DIGITS
-from trainkit.reports.compare import differing_keys
+from trainkit.reports.compare import differing_keys, legend_labels
+from trainkit.reports.summary import summarize
 
 
 def test_compare_two_runs_lists_exactly_the_keys_that_differ(
@@ -25,12 +27,20 @@ def test_compare_two_runs_lists_exactly_the_keys_that_differ(
     lr_line = next(line for line in differ.splitlines() if "optimizer.lr" in line)
     assert lr_line.split()[1:] == ["0.003", "0.01"]
     assert "best val/acc" in out and "1 / 4" in out and "2 / 8" in out
-    png = workdir / "runs" / "digits" / "compare.png"
+    png = workdir / "runs" / "digits" / "compare_version_0_version_1.png"
     assert png.read_bytes()[:4] == b"\x89PNG"
+    assert f"curves: {png}" in out
 
     runs = workdir / "runs" / "digits"
-    assert trainkit("compare", runs / "version_0", runs / "version_1", "--out", workdir / "two.png") == 0
+    assert trainkit("compare", runs / "version_0", runs / "version_1", "--out", workdir / "two.png", "--json") == 0
     assert (workdir / "two.png").is_file()
+    record = json.loads(capsys.readouterr().out)
+    assert [r["run"] for r in record["runs"]] == ["version_0", "version_1"]
+    assert [r["epochs"] for r in record["runs"]] == [1, 2]
+    assert record["differ"]["model.init_args.optimizer.lr"] == [0.003, 0.01]
+    assert record["curves"] == str(workdir / "two.png")
+    assert legend_labels([summarize(runs / "version_0"), summarize(runs / "version_1")]) == [
+        "lr=0.003, max_epochs=1", "lr=0.01, max_epochs=2"]
     assert trainkit("compare", runs / "version_0") == 2
     assert "needs at least two runs" in capsys.readouterr().err
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,11 @@ def test_doctor_on_a_run_folder(tmp_path: Path, trainkit, capsys: pytest.Capture
     assert "val flat while train improves" in out and "likely:" in out and "try:" in out
     assert "val flat while train improves" in (run / "doctor.md").read_text()
     assert (run / "doctor.png").stat().st_size > 10_000
+    assert trainkit("doctor", str(run), "--json") == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["run_dir"] == str(run) and record["healthy"] is False
+    finding = record["findings"][0]
+    assert finding["title"] == "val flat while train improves" and finding["flags"] and finding["causes"]
 
 
 def test_doctor_on_an_experiment_folder_takes_its_newest_run(tmp_path: Path, trainkit,

@@ -76,3 +76,15 @@ def test_runs_tells_finished_failed_running_and_killed_apart(
         assert fact in out, fact
     assert trainkit("runs", "no_such_experiment") == 2
     assert "is neither a folder nor an experiment" in capsys.readouterr().err
+
+
+def test_runs_json_lists_each_run_with_its_metrics_and_provenance(
+    workdir: Path, trainkit, capsys: pytest.CaptureFixture
+) -> None:
+    assert trainkit("fit", *TINY_DIGITS, "--test_after_fit", "true", "--doctor.diagnose", "false") == 0
+    capsys.readouterr()
+    assert trainkit("runs", "--json") == 0
+    (run,) = json.loads(capsys.readouterr().out)
+    assert run["experiment"] == "digits" and run["run"] == "version_0" and run["state"] == "finished"
+    assert run["epochs"] == 1 and run["steps"] == 4 and run["monitor"] == "val/acc"
+    assert 0 <= run["test"]["test/acc"] <= 1 and run["provenance"]["command"].startswith("trainkit fit")

@@ -43,7 +43,7 @@ def test_six_trials_two_at_once_prune_and_best_yaml_reproduces_the_best(
         assert (study / "plots" / f"{plot}.png").read_bytes()[:4] == b"\x89PNG"
 
     # The journal agrees: each pruned trial stopped at its first validation; each draw is its own.
-    trials = journal_trials(study, "tiny")
+    trials = journal_trials(study, "tune_tiny")
     assert len({t.params["model.init_args.optimizer.lr"] for t in trials}) == 6
     assert all(list(t.intermediate_values) == [1] for t in trials if t.state.name == "PRUNED")
 
@@ -60,7 +60,7 @@ def test_six_trials_two_at_once_prune_and_best_yaml_reproduces_the_best(
 
     assert trainkit("tune", "--show", study) == 0
     shown = capsys.readouterr().out
-    assert "study 'tiny', 6/6 trials" in shown and f"best: trial {best['number']}," in shown
+    assert "study 'tune_tiny', 6/6 trials" in shown and f"best: trial {best['number']}," in shown
 
 
 def _tune(workdir: Path, search: Path) -> list[str]:
@@ -96,7 +96,7 @@ def test_a_sigkilled_study_continues_to_exactly_n_trials_resuming_the_killed_one
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "resuming trial 1" in second.stdout and "starting trial 2" in second.stdout
     assert "starting trial 0" not in second.stdout and "resuming trial 0" not in second.stdout  # finished: kept
-    trials = journal_trials(study, "tiny")
+    trials = journal_trials(study, "tune_tiny")
     assert [t.number for t in trials] == [0, 1, 2]
     assert [t.state.name for t in trials] == ["COMPLETE"] * 3
     assert all(sorted(t.intermediate_values) == [1, 2, 3] for t in trials)
@@ -132,7 +132,7 @@ def test_a_monitor_the_runs_never_log_stops_the_study_at_the_first_trial(
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("trainkit: error: trial 0 (") and "--monitor val/accuracy is never logged" in error
     assert "val/acc" in error  # what the runs do log, to pick from
-    assert [t.state.name for t in journal_trials(workdir / STUDY, "tiny")] == ["FAIL"]  # not after all four
+    assert [t.state.name for t in journal_trials(workdir / STUDY, "tune_tiny")] == ["FAIL"]  # not after all four
 
 
 def test_slurm_renders_one_array_job_of_runners_without_submitting(workdir: Path, trainkit, capsys) -> None:  # noqa: ANN001
@@ -142,11 +142,11 @@ def test_slurm_renders_one_array_job_of_runners_without_submitting(workdir: Path
     script = capsys.readouterr().out
     assert "#SBATCH --array=0-2" in script and "#SBATCH --partition=cpu" in script
     srun = next(line for line in script.splitlines() if line.startswith("srun "))
-    assert " -m trainkit tune " in srun and "--n_jobs 1" in srun and "--study tiny" in srun
+    assert " -m trainkit tune " in srun and "--n_jobs 1" in srun and "--study tune_tiny" in srun
     assert "--slurm" not in srun and "--partition" not in srun and "--n_jobs 3" not in srun
     assert srun.endswith("--ckpt_path auto")  # a requeued task resumes its trial
     assert len(list((workdir / STUDY).glob("sbatch_*.sh"))) == 1
-    assert [t.state.name for t in journal_trials(workdir / STUDY, "tiny")] == ["WAITING"]  # the baseline, queued
+    assert [t.state.name for t in journal_trials(workdir / STUDY, "tune_tiny")] == ["WAITING"]  # the baseline, queued
 
 
 @pytest.mark.parametrize("study", ["../../../../x", "../victim", "a/b", "/tmp/abs"])

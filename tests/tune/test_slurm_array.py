@@ -39,7 +39,7 @@ def test_a_two_task_array_job_shares_the_journal_and_finishes_every_trial(
 
     study = workdir / "runs/digits/tune_tiny"
     logs = sorted(study.glob("slurm_*.log"))
-    trials = journal_trials(study, "tiny")
+    trials = journal_trials(study, "tune_tiny")
     assert [t.number for t in trials] == [0, 1, 2, 3], "\n".join(log.read_text()[-1500:] for log in logs)
     assert [t.state.name for t in trials] == ["COMPLETE"] * 4
     assert {t.user_attrs["runner"].split(" on ")[0] for t in trials} == {"slurm task 0", "slurm task 1"}

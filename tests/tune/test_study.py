@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,37 @@ def test_a_journal_torn_mid_line_is_repaired_and_the_study_goes_on(
     assert len(studies.load(folder, settings).get_trials()) == 3
     kept = list(folder.glob("journal.log.torn-*"))
     assert len(kept) == 1 and lines[-1][: len(lines[-1]) // 2] in kept[0].read_bytes()
+
+
+def test_the_table_carries_test_metrics_and_best_yaml_says_what_was_searched(tmp_path: Path, trainkit, capsys) -> None:  # noqa: ANN001
+    folder = tmp_path / "my_study"
+    settings = _settings(name="my_study")
+    assert studies.study_dir(tmp_path, "digits", "my_study") == tmp_path / "digits" / "my_study"  # the name alone
+    studies.write_settings(folder, settings)
+    study = studies.load(folder, settings)
+    distributions = studies.SearchSpace.from_dict(SPACE).distributions()
+    for number, (value, test_acc) in enumerate([(0.5, 0.4812345), (0.9, 0.87654321)]):
+        trial = study.ask(distributions)
+        run = folder / f"trial_{number}"
+        run.mkdir()
+        csv = f"epoch,step,val/acc,test/acc,test/loss\n0,9,{value},,\n1,19,,{test_acc},0.25\n"
+        (run / "metrics.csv").write_text(csv)
+        (run / "config.yaml").write_text(yaml.safe_dump({"trainer": {"max_epochs": 5}, "model": {"init_args": {
+            "optimizer": {"lr": trial.params["model.init_args.optimizer.lr"]}}}}))
+        study.tell(trial, value)
+    text = report(folder, settings, write=True)
+    header, _, best = text.splitlines()[1:4]
+    assert header.split()[:6] == ["#", "state", "val/acc", "lr", "test/acc", "test/loss"]
+    assert best.split()[:5] == ["1*", "complete", "0.9", best.split()[3], "0.8765"]  # 4 significant digits
+    assert "test/acc,test/loss" in (folder / "trials.csv").read_text().splitlines()[0]
+    head = (folder / "best.yaml").read_text()
+    lr = study.trials[1].params["model.init_args.optimizer.lr"]
+    assert f"#   model.init_args.optimizer.lr: {lr!r}" in head
+    assert "trainer.max_epochs 5 was each trial's budget in the search" in head and "--trainer.max_epochs N" in head
+    assert yaml.safe_load(head)["model"]["init_args"]["optimizer"]["lr"] == lr
+
+    capsys.readouterr()
+    assert trainkit("tune", "--show", folder, "--json") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["best"]["number"] == 1 and shown["best"]["test/acc"] == 0.87654321
+    assert [t["state"] for t in shown["trials"]] == ["complete", "complete"] and shown["settings"]["name"] == "my_study"

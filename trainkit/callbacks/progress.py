@@ -9,15 +9,19 @@ from typing import Any
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
 from lightning.pytorch.callbacks.progress.progress_bar import get_standard_metrics
+from lightning.pytorch.callbacks.progress.rich_progress import MetricsTextColumn, RichProgressBarTheme
 
 
 class ThrottledProgressBar(RichProgressBar):
-    """RichProgressBar that updates at most every `interval` seconds during training.
+    """RichProgressBar that updates at most every `interval` seconds during training, on one line.
 
     The stock bar reads every progress-bar metric after each batch, which converts them to Python numbers: a
     device synchronisation per step on GPU and measurable CPU time for small models. Here a step costs a clock read,
     and the metric values shown are read afresh only on logging steps (where the loggers read them anyway) and at
     the ends of epochs; a redraw in between shows the counters with the last values read.
+
+    Epochs count from 1, as the epoch lines do; metrics show in 4 significant digits on the bar's line, cut with
+    an ellipsis where the terminal is too narrow (Lightning's wraps them into a column of lines at 80 columns).
     """
 
     def __init__(self, interval: float = 0.5, leave: bool = True) -> None:
@@ -27,7 +31,7 @@ class ThrottledProgressBar(RichProgressBar):
             interval: seconds between redraws (rich itself refreshes the screen at most 10 times a second).
             leave: keep the finished bars on screen.
         """
-        super().__init__(leave=leave)
+        super().__init__(leave=leave, theme=RichProgressBarTheme(metrics_text_delimiter="  ", metrics_format=".4g"))
         self.interval = interval
         self._next_draw = 0.0
         self._shown: dict[str, Any] | None = None
@@ -46,8 +50,42 @@ class ThrottledProgressBar(RichProgressBar):
 
     def get_metrics(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Any]:
         if self._fresh:
-            self._shown = super().get_metrics(trainer, pl_module)
+            shown = super().get_metrics(trainer, pl_module)
+            shown.pop("v_num", None)  # the run folder's version: printed when the fit ends
+            self._shown = {key.removesuffix("_step").removesuffix("_epoch"): value for key, value in shown.items()}
         return self._shown if self._shown is not None else get_standard_metrics(trainer)
+
+    def configure_columns(self, trainer: Trainer) -> list:
+        """Lightning's columns, never wrapped, with a 12-character bar and no it/s (its 40-character bar and speed
+        leave the metrics 12 characters at 80 columns; the samples/s are in the summary when fit ends)."""
+        from rich.table import Column
+
+        columns = super().configure_columns(trainer)[:-1]
+        columns[1].bar_width = 12
+        for column in columns:
+            column._table_column = Column(no_wrap=True)  # rich then narrows only the metrics when space runs out
+        return columns
+
+    def _init_progress(self, trainer: Trainer) -> None:
+        super()._init_progress(trainer)
+        if self.progress is not None and self._metric_component is not None:
+            metrics = self._metric_component
+            self._metric_component = _OneLineMetrics(trainer, metrics._style, metrics._text_delimiter,
+                                                     metrics._metrics_format)
+            self.progress.columns = (*self.progress.columns[:-1], self._metric_component)
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        total = f"/{trainer.max_epochs}" if (trainer := self.trainer).max_epochs and trainer.max_epochs > 0 else ""
+        return f"Epoch {current_epoch + 1}{total}".ljust(len(self.validation_description))
+
+
+class _OneLineMetrics(MetricsTextColumn):
+    """The bar's metrics text, cut with an ellipsis at the column's width instead of wrapped onto more lines."""
+
+    def render(self, task: Any) -> Any:
+        text = super().render(task)
+        text.no_wrap, text.overflow = True, "ellipsis"
+        return text
 
 
 class EpochLines(ProgressBar):

@@ -18,8 +18,14 @@ def main(argv: list[str]) -> None:
     parser.add_argument("target", nargs="?", default=None,
                         help="a runs folder (default ./runs), an experiment name or folder, or one run folder")
     parser.add_argument("--runs_dir", default="runs", help="where experiment names are looked up")
+    parser.add_argument("--json", action="store_true", help="print the runs, with their provenance, as JSON")
     args = parser.parse_args(argv)
     summaries = [summarize(run) for run in find_runs(args.target, args.runs_dir)]
+    if args.json:
+        from trainkit.reports.as_json import run_record, to_json
+
+        print(to_json([run_record(s) for s in summaries]))
+        return
     print(runs_table(summaries))
     if len(summaries) == 1:
         print("\n" + provenance_text(summaries[0]))

@@ -1,6 +1,6 @@
 """`trainkit tune --config X.yaml --search S.yaml [trainkit fit flags] --n_trials N`: hyperparameter search on Optuna.
 
-Every trial is an ordinary `trainkit fit` run in runs/<experiment>/tune_<study>/trial_<n>/; the study lives in an
+Every trial is an ordinary `trainkit fit` run in runs/<experiment>/<study>/trial_<n>/; the study lives in an
 Optuna journal file beside them, so rerunning the command continues it, `--n_jobs J` runs J trials at once and
 `--slurm` runs them as one SLURM array job whose tasks share the journal. See docs/tuning.md.
 """
@@ -25,7 +25,7 @@ USAGE = (
     "trainkit tune --config X.yaml --search S.yaml [trainkit fit flags] --n_trials N [--n_jobs J] [--study NAME] "
     "[--timeout SECONDS] [--sampler tpe|random|grid] [--pruner median|hyperband|none] [--seed K]\n"
     "       [--slurm [trainkit slurm flags] [--submit]]\n"
-    "trainkit tune --show runs/<experiment>/tune_<study>"
+    "trainkit tune --show runs/<experiment>/<study> [--json]"
 )
 
 
@@ -38,7 +38,7 @@ class TuneOptions:
             `model.init_args.optimizer.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}`.
         n_trials: Trials in the study in total; a rerun continues until there are this many.
         n_jobs: Trials run at once on this machine (with --slurm: array tasks, each running one at a time).
-        study: Study name (folder runs/<experiment>/tune_<study>); the search file's name when unset.
+        study: Study name, and its folder's: runs/<experiment>/<study>; tune_<search file name> when unset.
         timeout: Start no new trial after this many seconds (running trials finish).
         sampler: tpe (Bayesian, after startup_trials random ones), random, or grid (every combination; floats
             need a step).
@@ -52,6 +52,7 @@ class TuneOptions:
         baseline: Make trial 0 the config's own values (when the space holds them), so the table shows what the
             search gained over the untuned config.
         show: Print the table of the study in this folder (finished or running) and exit.
+        json: With --show, print the study (settings, every trial's row, the best) as JSON instead.
         slurm: Render, and with --submit submit, one SLURM array job of n_jobs tasks instead of running here.
         submit: With --slurm, submit the rendered script with sbatch.
     """
@@ -68,6 +69,7 @@ class TuneOptions:
     warmup_validations: int | None = None
     baseline: bool = True
     show: str | None = None
+    json: bool = False
     slurm: bool = False
     submit: bool = False
 
@@ -83,7 +85,7 @@ class TuneOptions:
             raise ConfigError("--search S.yaml is required: the search space (see configs/tune/digits.yaml)")
 
 
-_SWITCHES = ("slurm", "submit")
+_SWITCHES = ("slurm", "submit", "json")
 
 
 def main(argv: list[str]) -> None:
@@ -96,7 +98,7 @@ def main(argv: list[str]) -> None:
         return
     options = TuneOptions(**vars(_parser().parse_args(tune_args)))
     if options.show is not None:
-        _show(Path(options.show))
+        _show(Path(options.show), options.json)
         return
     job_args: list[str] = []
     if options.slurm:
@@ -163,7 +165,7 @@ def _prepare(options: TuneOptions, fit_args: list[str]) -> tuple[Path, StudySett
         raise ConfigError(f"search file {options.search}: {error}") from error
     if options.sampler == "grid":
         space.grid()
-    name = options.study or Path(options.search).stem  # type: ignore[arg-type]
+    name = options.study or f"tune_{Path(options.search).stem}"  # type: ignore[arg-type]
     check_inside_runs_dir(config.runs_dir, config.experiment, None, study=name)
     settings = studies.StudySettings(
         name=name, space=space.to_dict(), monitor=config.monitor, mode=config.mode, n_trials=options.n_trials,
@@ -185,12 +187,17 @@ def _is_ckpt_flag(args: list[str], index: int) -> bool:
     return arg == "--ckpt_path" or arg.startswith("--ckpt_path=") or (index > 0 and args[index - 1] == "--ckpt_path")
 
 
-def _show(folder: Path) -> None:
+def _show(folder: Path, as_json: bool = False) -> None:
     from trainkit.tune import study as studies
-    from trainkit.tune.results import report
+    from trainkit.tune.results import report, study_record
 
     settings = studies.read_settings(folder)
-    print(report(folder, settings, write=False))
+    if as_json:
+        from trainkit.reports.as_json import to_json
+
+        print(to_json(study_record(folder, settings)))
+    else:
+        print(report(folder, settings, write=False))
 
 
 def _render_array(options: TuneOptions, settings: StudySettings, folder: Path, argv: list[str],

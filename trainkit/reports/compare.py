@@ -3,7 +3,9 @@ their training and validation curves on a common step axis."""
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,8 @@ from trainkit.reports.summary import RunSummary
 from trainkit.reports.table import duration, format_table, number
 
 UNSET = "<unset>"
+NOT_IN_LEGEND = {"run_name", "ckpt_path"}
+"""Keys that differ between runs without making their curves differ."""
 
 
 def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
@@ -35,6 +39,31 @@ def labels(summaries: list[RunSummary]) -> list[str]:
     """Column names: the run folder, prefixed by the experiment when the runs come from several."""
     several = len({s.experiment for s in summaries}) > 1
     return [f"{s.experiment}/{s.run_dir.name}" if several else s.run_dir.name for s in summaries]
+
+
+def legend_labels(summaries: list[RunSummary], most: int = 3) -> list[str]:
+    """Curve names: the values that differ between the runs (`lr=0.01, max_epochs=2`), else the run folders."""
+    differ = {key: values for key, values in differing_keys([s.config for s in summaries]).items()
+              if key.rsplit(".", 1)[-1] not in NOT_IN_LEGEND}
+    if not differ:
+        return labels(summaries)
+    short = {key: key.rsplit(".", 1)[-1] for key in differ}
+    if len(set(short.values())) < len(short):
+        short = {key: key for key in differ}
+    keys = list(differ)[:most]
+    names = [", ".join(f"{short[key]}={_short(differ[key][i])}" for key in keys) for i in range(len(summaries))]
+    if len(set(names)) < len(names):  # more keys differ than are shown: keep the run folder to tell them apart
+        names = [f"{run}: {name}" for run, name in zip(labels(summaries), names, strict=True)]
+    return names
+
+
+def default_plot_path(summaries: list[RunSummary]) -> Path:
+    """compare_<run>_<run>....png in the folder holding the runs' experiments: another set of runs, another file."""
+    common = Path(os.path.commonpath([s.run_dir.parent for s in summaries]))
+    stem = "compare_" + "_".join(name.replace("/", "-") for name in labels(summaries))
+    if len(stem) > 100:
+        stem = f"compare_{len(summaries)}_runs_{hashlib.sha1(stem.encode()).hexdigest()[:8]}"
+    return common / f"{stem}.png"
 
 
 def comparison_text(summaries: list[RunSummary]) -> str:
@@ -67,7 +96,7 @@ def plot_curves(summaries: list[RunSummary], path: Path) -> Path:
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
     colors = plt.get_cmap("tab10")
     for ax, key in zip(axes[0], panels, strict=True):
-        for index, (summary, name) in enumerate(zip(summaries, labels(summaries), strict=True)):
+        for index, (summary, name) in enumerate(zip(summaries, legend_labels(summaries), strict=True)):
             fallback = "train/loss" if key == "train/loss_step" else key  # a run logging the loss per epoch only
             series = summary.metrics.get(key, summary.metrics.get(fallback))
             if series is not None and len(series):

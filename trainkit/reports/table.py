@@ -14,6 +14,19 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]], indent: s
     return "\n".join(indent + line for line in lines)
 
 
+def metrics_table(stage: str, results: Sequence[dict[str, float]]) -> str:
+    """`trainkit test`/`validate` results, one row per metric, one column per dataloader, 4 significant digits."""
+    keys = sorted({key.split("/dataloader_idx_")[0] for result in results for key in result})
+    columns = ["value"] if len(results) == 1 else [f"dataloader {i}" for i in range(len(results))]
+    header = [f"{stage} metric", *columns]
+    rows = [[key, *(number(_value(result, key)) for result in results)] for key in keys]
+    return format_table(header, rows)
+
+
+def _value(result: dict[str, float], key: str) -> float | None:
+    return next((float(v) for k, v in result.items() if k.split("/dataloader_idx_")[0] == key), None)
+
+
 def number(value: float | None) -> str:
     """A metric value in 4 significant digits, or '-'."""
     return "-" if value is None else f"{value:.4g}"

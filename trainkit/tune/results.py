@@ -11,29 +11,43 @@ from typing import Any
 
 import yaml
 
+from trainkit.doctor.curves import METRICS_FILE, read_metrics
 from trainkit.tune import study as studies
 from trainkit.tune.trial import PRUNED_AT, VALUE, TrialReporter
 
 TRIALS_CSV = "trials.csv"
 BEST_YAML = "best.yaml"
 PLOTS = "plots"
+TESTS_SHOWN = 3
+"""Test metrics in the printed table (trials.csv holds them all); the fewest-underscore names first."""
 REPORTER = f".{TrialReporter.__name__}"
 
 
 def trial_rows(folder: Path, settings: studies.StudySettings) -> list[dict[str, Any]]:
-    """One row per trial: number, state, value, params, duration, run folder."""
+    """One row per trial: number, state, value, params, test metrics (of tested trials), duration, run folder."""
     trials = studies.load(folder, settings).get_trials(deepcopy=False)
+    tests = {trial.number: test_metrics(folder / f"trial_{trial.number}") for trial in trials}
+    test_keys = sorted(set().union(*tests.values()), key=lambda k: (k.count("_"), k))
     rows = []
     for trial in trials:
         value = trial.value if trial.value is not None else trial.user_attrs.get(VALUE)
         duration = trial.duration.total_seconds() if trial.duration is not None else None
         row: dict[str, Any] = {"number": trial.number, "state": trial.state.name.lower(), "value": value}
         row.update({key: trial.params.get(key) for key in settings.space})
+        row.update({key: tests[trial.number].get(key) for key in test_keys})
         row.update({"duration_s": None if duration is None else round(duration, 1),
                     "run_folder": str(folder / f"trial_{trial.number}"),
                     "baseline": bool(trial.user_attrs.get("baseline")), PRUNED_AT: trial.user_attrs.get(PRUNED_AT)})
         rows.append(row)
     return rows
+
+
+def test_metrics(run_dir: Path) -> dict[str, float]:
+    """The last logged value of each `test/...` metric of a run folder ({} when it was not tested)."""
+    if not (run_dir / METRICS_FILE).is_file():
+        return {}
+    return {key: float(series.values[-1]) for key, series in read_metrics(run_dir).items()
+            if key.startswith("test/") and len(series)}
 
 
 def best_row(rows: list[dict[str, Any]], settings: studies.StudySettings) -> dict[str, Any] | None:
@@ -49,7 +63,8 @@ def table(rows: list[dict[str, Any]], settings: studies.StudySettings) -> str:
     short = {key: key.rsplit(".", 1)[-1] for key in settings.space}
     if len(set(short.values())) < len(short):
         short = {key: key for key in settings.space}
-    header = ["#", "state", settings.monitor, *short.values(), "seconds"]
+    tests = [key for key in (rows[0] if rows else {}) if key.startswith("test/")][:TESTS_SHOWN]
+    header = ["#", "state", settings.monitor, *short.values(), *tests, "seconds"]
     best = best_row(rows, settings)
     lines = []
     for row in rows:
@@ -57,6 +72,7 @@ def table(rows: list[dict[str, Any]], settings: studies.StudySettings) -> str:
         state = f"pruned at val {row[PRUNED_AT]}" if row["state"] == "pruned" and row.get(PRUNED_AT) else row["state"]
         cells = [f"{row['number']}{mark}", state, _fmt(row["value"])]
         cells += [_fmt(row[key]) for key in short]
+        cells += [_fmt(row[key]) for key in tests]
         cells.append(_fmt(row["duration_s"]))
         lines.append(cells)
     widths = [max(len(str(c)) for c in column) for column in zip(header, *lines, strict=True)]
@@ -100,8 +116,12 @@ def write_best(folder: Path, settings: studies.StudySettings, best: dict[str, An
         kept = [c for c in trainer["callbacks"] if not str((c or {}).get("class_path", "")).endswith(REPORTER)]
         trainer["callbacks"] = kept or None
     path = folder / BEST_YAML
+    searched = "\n".join(f"#   {key}: {best[key]!r}" for key in settings.space)
+    epochs = (config.get("trainer") or {}).get("max_epochs")
+    budget = (f"# trainer.max_epochs {epochs} was each trial's budget in the search, not a tuned value; to train "
+              f"longer: trainkit fit --config {path} --trainer.max_epochs N\n") if epochs is not None else ""
     note = (f"# Best trial {best['number']} of study '{settings.name}' ({settings.monitor}={best['value']!r}); "
-            f"from {source}\n")
+            f"from {source}\n# Values from the search (the rest is the base config):\n{searched}\n{budget}")
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.write_text(note + yaml.safe_dump(config, sort_keys=False))
     os.replace(tmp, path)
@@ -139,6 +159,12 @@ def write_plots(folder: Path, settings: studies.StudySettings) -> list[Path]:
         plt.close(figure)
         written.append(path)
     return written
+
+
+def study_record(folder: Path, settings: studies.StudySettings) -> dict[str, Any]:
+    """The study as `trainkit tune --show --json` prints it: folder, settings, every trial's row and the best."""
+    rows = trial_rows(folder, settings)
+    return {"folder": folder, "settings": settings, "trials": rows, "best": best_row(rows, settings)}
 
 
 def report(folder: Path, settings: studies.StudySettings, write: bool = True) -> str:

@@ -55,15 +55,15 @@ class StudySettings:
 
 
 def study_dir(runs_dir: str | Path, experiment: str, name: str) -> Path:
-    """`RUNS_DIR/EXPERIMENT/tune_NAME`: the study's journal, settings, results and one run folder per trial."""
-    return Path(runs_dir) / experiment / f"tune_{name}"
+    """`RUNS_DIR/EXPERIMENT/NAME`: the study's journal, settings, results and one run folder per trial."""
+    return Path(runs_dir) / experiment / name
 
 
 def read_settings(folder: Path) -> StudySettings:
     """The settings of the study in `folder`; a ConfigError when it is not a study folder."""
     path = folder / SETTINGS
     if not path.is_file():
-        raise ConfigError(f"{folder} is not a study folder (no {SETTINGS}); pass a runs/<experiment>/tune_<study> "
+        raise ConfigError(f"{folder} is not a study folder (no {SETTINGS}); pass a runs/<experiment>/<study> "
                           "folder written by `trainkit tune`")
     return StudySettings(**yaml.safe_load(path.read_text()))
 
