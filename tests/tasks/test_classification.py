@@ -57,6 +57,6 @@ def test_real_steps_reduce_the_loss_and_predict_returns_classes() -> None:
     after = trainer.validate(module, data, verbose=False)[0]
     assert after["val/loss"] < before / 2 and after["val/acc"] > 0.9
     predictions = trainer.predict(module, data)
-    assert set(predictions[0]) == {"pred", "prob", "target"}
-    pred = torch.cat([p["pred"] for p in predictions])
+    assert set(predictions[0]) == {"probs", "target"}
+    pred = torch.cat([p["probs"].argmax(dim=1) for p in predictions])
     assert pred.shape == (64,) and pred.max() < 8

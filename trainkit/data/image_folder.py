@@ -62,6 +62,8 @@ class ImageFolderDataModule(SplitDataModule):
         self.eval_tf = image_transform(image_size, mean, std)
         self.num_classes: int | None = None
         self.classes: list[str] = []
+        self.class_names: list[str] | None = None
+        """The class folder names, sorted (index i is class i); set by `setup`."""
         self.splits: dict[str, Dataset] = {}
 
     def _folder(self, path: Path, transform) -> Dataset:  # noqa: ANN001
@@ -92,6 +94,7 @@ class ImageFolderDataModule(SplitDataModule):
         base = self.root / "train" if (self.root / "train").is_dir() else self.root
         train_aug, train_plain = self._folder(base, self.train_tf), self._folder(base, self.eval_tf)
         self.classes = train_plain.classes
+        self.class_names = list(self.classes)
         self.num_classes = len(self.classes)
         targets = torch.tensor(train_plain.targets)
         own_folder = {name: base != self.root and (self.root / name).is_dir() for name in ("val", "test")}
