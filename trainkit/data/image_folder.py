@@ -84,8 +84,15 @@ class ImageFolderDataModule(SplitDataModule):
                 f"no class folders with images under '{path}' ({error}); expected {path}/<class>/img.png"
             ) from error
 
+    def source_dataset(self, source: str, skip_unreadable: bool) -> tuple[Dataset, list[str]]:
+        """The images of a folder or glob (no class folders needed), transformed like the test split."""
+        from trainkit.data.sources import image_files
+
+        files = image_files(source, self.eval_tf, self.grayscale, skip_unreadable)
+        return files, [str(path) for path in files.paths]
+
     def setup(self, stage: str | None = None) -> None:
-        if self.splits:
+        if self.splits or stage == "predict":  # predict reads --source (or sets the test split up) when it needs it
             return
         if not self.root.is_dir():
             raise ConfigError(
