@@ -80,3 +80,39 @@ def test_an_image_folder_model_names_classes_and_predicts_new_files(
 
 
 COLORS_INDEX = list(COLORS)
+
+
+def _csv_config(workdir: Path, rows: int = 90) -> Path:
+    generator = __import__("random").Random(0)
+    with (workdir / "table.csv").open("w") as file:
+        file.write("x1,x2,size\n")
+        for i in range(rows):
+            x1 = (i % 3) * 4.0 + generator.uniform(-1, 1)  # size is read off x1; x2 is noise
+            file.write(f"{x1:.3f},{generator.uniform(-5, 5):.3f},{['small', 'medium', 'large'][i % 3]}\n")
+    config = workdir / "table.yaml"
+    config.write_text("""\
+experiment: table
+trainer: {max_epochs: 12, enable_progress_bar: false, enable_model_summary: false, log_every_n_steps: 1}
+model:
+  class_path: ClassificationModule
+  init_args: {backbone: mlp, in_features: 2, hidden_sizes: [16], num_classes: 3, optimizer: {lr: 0.03}}
+data:
+  class_path: CSVDataModule
+  init_args: {path: table.csv, target_columns: [size], task: classification, batch_size: 16}
+""")
+    return config
+
+
+def test_a_csv_classifier_predicts_rows_without_the_target(workdir: Path, trainkit,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    assert trainkit("fit", "--config", _csv_config(workdir)) == 0
+    # class names are the sorted label values; the split is stratified: 15% of each class's 30 rows held out twice
+    assert "3 classes (train/val/test): large (22/4/4), medium (22/4/4), small (22/4/4)" in capsys.readouterr().out
+    (workdir / "table.csv").unlink()  # the checkpoint alone (with the feature statistics) predicts new rows
+    (workdir / "new.csv").write_text("x2,x1\n0.5,8.2\n-2,0.1\n1,oops\n3,3.9\n")
+    best = workdir / "runs" / "table" / "version_0" / "checkpoints" / "best.ckpt"
+    assert trainkit("predict", "--ckpt_path", best, "--source", "new.csv", "--predictions.skip_unreadable",
+                    "true") == 0
+    assert "skipped row 3 of 'new.csv': column 'x1': 'oops' is not a number" in capsys.readouterr().out
+    rows = _rows(workdir / "runs" / "table" / "version_0" / "predict" / "version_0" / "predictions.csv")
+    assert [(r["source"], r["pred_name"]) for r in rows] == [("1", "large"), ("2", "small"), ("4", "medium")]
