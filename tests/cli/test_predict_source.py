@@ -4,6 +4,7 @@ one row per input with its path (or row id) and class name; unreadable inputs ar
 from __future__ import annotations
 
 import csv
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -116,3 +117,20 @@ def test_a_csv_classifier_predicts_rows_without_the_target(workdir: Path, traink
     assert "skipped row 3 of 'new.csv': column 'x1': 'oops' is not a number" in capsys.readouterr().out
     rows = _rows(workdir / "runs" / "table" / "version_0" / "predict" / "version_0" / "predictions.csv")
     assert [(r["source"], r["pred_name"]) for r in rows] == [("1", "large"), ("2", "small"), ("4", "medium")]
+
+
+def test_jsonl_prompts_without_output_are_answered(workdir: Path, trainkit, capsys: pytest.CaptureFixture) -> None:
+    from tests.tasks.test_language import SFT, TINY_CLI
+
+    assert trainkit("fit", "--config", SFT, *TINY_CLI, "--test_after_fit", "false") == 0
+    prompts = workdir / "prompts.jsonl"
+    prompts.write_text('{"instruction": "add", "input": "12+30"}\n{"instruction": "reverse", "input": "cat"}\n'
+                       '{"instruction": "' + "x" * 40 + '"}\n')
+    best = workdir / "runs" / "lm_sft" / "version_0" / "checkpoints" / "best.ckpt"
+    assert trainkit("predict", "--ckpt_path", best, "--source", prompts, "--predictions.skip_unreadable", "true") == 0
+    assert f"skipped record 3 of '{prompts}': its prompt leaves no room" in capsys.readouterr().out
+    out = workdir / "runs" / "lm_sft" / "version_0" / "predict" / "version_0" / "predictions.jsonl"
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["source"], r["prompt"], r["reference"]) for r in rows] == [("1", "add 12+30 =", ""),
+                                                                          ("2", "reverse cat =", "")]
+    assert all(isinstance(r["generated"], str) for r in rows)
