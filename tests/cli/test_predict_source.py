@@ -93,6 +93,7 @@ def _csv_config(workdir: Path, rows: int = 90) -> Path:
     config = workdir / "table.yaml"
     config.write_text("""\
 experiment: table
+test_after_fit: true
 trainer: {max_epochs: 12, enable_progress_bar: false, enable_model_summary: false, log_every_n_steps: 1}
 model:
   class_path: ClassificationModule
@@ -108,7 +109,11 @@ def test_a_csv_classifier_predicts_rows_without_the_target(workdir: Path, traink
                                                             capsys: pytest.CaptureFixture) -> None:
     assert trainkit("fit", "--config", _csv_config(workdir)) == 0
     # class names are the sorted label values; the split is stratified: 15% of each class's 30 rows held out twice
-    assert "3 classes (train/val/test): large (22/4/4), medium (22/4/4), small (22/4/4)" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "3 classes (train/val/test): large (22/4/4), medium (22/4/4), small (22/4/4)" in out
+    assert "report not written" not in err, "the report of table rows (not images) is written whole"
+    report = workdir / "runs" / "table" / "version_0" / "report"
+    assert [r["class"] for r in _rows(report / "per_class.csv")] == ["large", "medium", "small"]
     (workdir / "table.csv").unlink()  # the checkpoint alone (with the feature statistics) predicts new rows
     (workdir / "new.csv").write_text("x2,x1\n0.5,8.2\n-2,0.1\n1,oops\n3,3.9\n")
     best = workdir / "runs" / "table" / "version_0" / "checkpoints" / "best.ckpt"

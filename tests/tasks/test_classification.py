@@ -102,3 +102,24 @@ def test_multilabel_per_label_f1_and_auroc_match_torchmetrics(tmp_path: Path) ->
         assert logged[f"test/auroc_{name}"] == pytest.approx(float(auroc[index]), abs=1e-6), name
     assert logged["test/f1"] == pytest.approx(float(f1.mean()), abs=1e-6)
     assert {"test/acc", "test/ap"} <= set(logged)
+
+
+def test_binary_mode_is_one_logit_with_bce_and_logs_auroc_like_sklearn() -> None:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(96, 2, generator=generator)
+    y = (x[:, 0] + 0.5 * torch.randn(96, generator=generator) > 0).long()
+    data = DataLoader(TensorDataset(x, y), batch_size=32)
+    module = ClassificationModule("mlp", num_classes=2, in_features=2, hidden_sizes=[8], mode="binary",
+                                  optimizer=OptimizerConfig(lr=0.05))
+    trainer = Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False)
+    trainer.fit(module, data)
+    logged = trainer.test(module, data, verbose=False)[0]
+    with torch.no_grad():
+        probs = module(x).squeeze(1).sigmoid()
+    assert module(x).shape == (96, 1)
+    assert logged["test/auroc"] == pytest.approx(roc_auc_score(y, probs), abs=1e-5)
+    assert logged["test/ap"] == pytest.approx(average_precision_score(y, probs), abs=1e-4)
+    assert logged["test/acc"] == pytest.approx(float(((probs > 0.5).long() == y).float().mean()), abs=1e-6)
