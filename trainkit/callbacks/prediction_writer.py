@@ -7,7 +7,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
 
@@ -49,6 +49,8 @@ class PredictionWriter(BasePredictionWriter):
             raise ConfigError(f"--source needs a trainkit DataModule that reads new inputs, not "
                               f"{type(datamodule).__name__}; use ImageFolderDataModule, CSVDataModule or "
                               "InstructionDataModule")
+        while isinstance(getattr(datamodule, "data", None), LightningDataModule):  # a wrapper serves its data's loaders
+            datamodule = datamodule.data
         datamodule.predict_source, datamodule.skip_unreadable = self.source, self.skip_unreadable
 
     def write_on_epoch_end(
