@@ -11,7 +11,7 @@ from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
-from trainkit.data._common import PredictSource, make_loader, stratified_split
+from trainkit.data._common import PredictSource, make_loader, seeded_split, stratified_split
 
 
 class TabularDataModule(PredictSource, LightningDataModule):
@@ -56,9 +56,9 @@ class TabularDataModule(PredictSource, LightningDataModule):
                                 for part in stratified_split(targets, self.fractions, self.split_seed))
             parts = {"val": val, "test": test, "train": train}
         else:
-            order = torch.randperm(len(features), generator=torch.Generator().manual_seed(self.split_seed))
-            n_val, n_test = (int(round(f * len(order))) for f in self.fractions)
-            parts = {"val": order[:n_val], "test": order[n_val : n_val + n_test], "train": order[n_val + n_test :]}
+            split = seeded_split(len(features), self.fractions, self.split_seed, "rows")
+            parts = dict(zip(("val", "test", "train"), (torch.tensor(part, dtype=torch.long) for part in split),
+                             strict=True))
         if self.standardize_features:
             train = features[parts["train"]]
             self.feature_mean, self.feature_std = train.mean(dim=0), train.std(dim=0).clamp_min(1e-8)
