@@ -9,14 +9,17 @@ from trainkit.errors import ConfigError
 from trainkit.runs import CKPT_ALIASES, resolve_ckpt_path, run_dir_of_checkpoint
 
 EVALUATION_COMMANDS = ("test", "validate", "predict")
+_SOURCE_FLAG = "--predictions.source"
 _CONFIG_FLAGS = ("--config", "-c", "--print_config", "-h", "--help")
 
 
 def with_saved_config(argv: list[str]) -> list[str]:
     """`argv` with `--config <run folder>/config.yaml` inserted after the subcommand when it evaluates a checkpoint
-    and names no config; unchanged otherwise."""
+    and names no config; unchanged otherwise. `predict --source PATH` is short for `--predictions.source PATH`."""
     if len(argv) < 2 or argv[0] not in EVALUATION_COMMANDS:
         return argv
+    if argv[0] == "predict":
+        argv = [_SOURCE_FLAG + arg[len("--source"):] if arg.split("=")[0] == "--source" else arg for arg in argv]
     flags = {arg.split("=", 1)[0] for arg in argv[1:]}
     ckpt = _value(argv, "--ckpt_path")
     if flags & set(_CONFIG_FLAGS) or ckpt is None:

@@ -136,7 +136,8 @@ def test_predict_writes_a_csv(workdir: Path, trainkit) -> None:
     assert trainkit("predict", *TINY_DIGITS, "--ckpt_path", "best", "--trainer.limit_predict_batches", "2") == 0
     out = workdir / "runs" / "digits" / "version_0" / "predict" / "version_0" / "predictions.csv"
     rows = read_rows(out)
-    assert len(rows) == 128 and set(rows[0]) == {"index", "pred", "prob", "target"}
+    assert len(rows) == 128 and set(rows[0]) == {"index", "pred", "pred_name", "prob", "target"}
+    assert all(r["pred_name"] == r["pred"] for r in rows), "the digits' class names are the digits"
     assert all(0 <= int(r["pred"]) < 10 and 0.0 <= float(r["prob"]) <= 1.0 for r in rows)
 
 

@@ -6,6 +6,7 @@ from lightning.pytorch import Callback
 
 from trainkit.callbacks.backbone_freeze import BackboneFreeze
 from trainkit.callbacks.batch_size import BatchSize
+from trainkit.callbacks.data_summary import DataSummary
 from trainkit.callbacks.doctor import Doctor
 from trainkit.callbacks.early_stop import EarlyStop
 from trainkit.callbacks.elastic_net import ElasticNet
@@ -26,6 +27,7 @@ CLI_CALLBACKS: dict[str, type[Callback]] = {
     "checkpoint": RunCheckpoint,
     "early_stopping": EarlyStop,
     "predictions": PredictionWriter,
+    "data_summary": DataSummary,
     "weight_init": WeightInit,
     "freeze": BackboneFreeze,
     "speed": Speed,
@@ -52,7 +54,8 @@ def attached(callbacks: Iterable[Callback]) -> list[Callback]:
     return [c for c in callbacks if getattr(c, "enabled", True) is not False]
 
 __all__ = [
-    "CLI_CALLBACKS", "EMA", "SWA", "BackboneFreeze", "BatchSize", "Doctor", "EarlyStop", "ElasticNet", "LoRA",
+    "CLI_CALLBACKS", "EMA", "SWA", "BackboneFreeze", "BatchSize", "DataSummary", "Doctor", "EarlyStop", "ElasticNet",
+    "LoRA",
     "NonFiniteGuard", "PredictionWriter", "attached", "RunCheckpoint", "Speed", "ThrottledProgressBar", "Throughput",
     "TrainingMonitor", "WeightInit",
 ]

@@ -8,6 +8,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 
+from trainkit.doctor.data_match import model_data_mismatches
 from trainkit.doctor.preflight import (
     PreflightError,
     check_trainer_config,
@@ -47,12 +48,26 @@ class Doctor(Callback):
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._monitors_checked = False
+        if self.preflight and trainer.ckpt_path is None:
+            self._check_model_matches_data(trainer, pl_module)
         if not self.preflight or self.overfit_steps <= 0 or trainer.ckpt_path is not None:
             return  # a resumed run has shown it can learn
         if not isinstance(trainer.strategy, SingleDeviceStrategy | DDPStrategy):
             return  # sharded weights cannot be stepped outside the strategy's own wrapper
         problems = overfit_one_batch(trainer, pl_module, self.overfit_steps)
         self._report(problems, trainer)
+
+    def _check_model_matches_data(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Output width, label range and target shape on the first training batch; a mismatch stops the run (also
+        under `trainkit check`: training on it would end in a raw error)."""
+        # Private Lightning API (tests/test_lightning_private_api.py), as in overfit_one_batch: the train loader is
+        # not built yet at fit start.
+        batch = next(iter(trainer.fit_loop._data_source.dataloader()))
+        batch = pl_module._apply_batch_transfer_handler(batch)
+        problems = model_data_mismatches(pl_module, batch, trainer.datamodule)
+        if problems:
+            self.problems += [p for p in problems if p not in self.problems]
+            raise PreflightError(self.problems if self.collect else problems)
 
     def on_sanity_check_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # Validation metrics exist now, seconds into the run: judge the monitors that name them.

@@ -35,7 +35,10 @@ def main(argv: list[str]) -> None:
             _fail(error.problems)
         doctor = next(c for c in cli.trainer.callbacks if isinstance(c, Doctor))
         doctor.collect = True
-        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+        try:
+            cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+        except PreflightError as error:  # a model/data mismatch: training on would end in a raw error
+            _fail(error.problems)
     if doctor.problems:
         _fail(doctor.problems)
     print("trainkit check: ok (trainer settings, one-batch overfit, monitored metrics, one train and val batch)")

@@ -118,7 +118,25 @@ def image_transform(
     return v2.Compose(steps)
 
 
-class SplitDataModule(LightningDataModule):
+class PredictSource:
+    """What `trainkit predict --source PATH` sets on a DataModule: its predict loader then serves the new inputs of
+    `source_dataset` instead of the test split, and `predict_keys` names each (file path or row id)."""
+
+    predict_source: str | None = None
+    skip_unreadable: bool = False
+    predict_keys: list[str] | None = None
+
+    def source_dataset(self, source: str, skip_unreadable: bool) -> tuple[Dataset, list[str]]:
+        """(the inputs of `source`, one key per input); DataModules that read new data override this."""
+        raise ConfigError(f"{type(self).__name__} cannot read new inputs from --source; drop --source to predict on "
+                          "its test split (ImageFolderDataModule, CSVDataModule and InstructionDataModule read it)")
+
+    def source_collate(self) -> Callable | None:
+        """The collate function of the source's batches (None: PyTorch's default)."""
+        return None
+
+
+class SplitDataModule(PredictSource, LightningDataModule):
     """A DataModule whose `setup` fills `self.splits` (train/val/test datasets); its loaders follow from that."""
 
     splits: dict[str, Dataset]
@@ -135,4 +153,8 @@ class SplitDataModule(LightningDataModule):
         return make_loader(self.splits["test"], self.batch_size, False, self.num_workers)
 
     def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
+        if self.predict_source is None:
+            self.setup("test")  # DataModules that defer a predict-stage setup (until they know the source) do it now
+            return self.test_dataloader()
+        dataset, self.predict_keys = self.source_dataset(self.predict_source, self.skip_unreadable)
+        return make_loader(dataset, self.batch_size, False, self.num_workers, collate_fn=self.source_collate())

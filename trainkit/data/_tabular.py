@@ -1,19 +1,25 @@
-"""Shared base of the tabular DataModules: a seeded train/val/test split, features standardised on train."""
+"""Shared base of the tabular DataModules: a seeded train/val/test split (stratified for class labels), features
+standardised on train with statistics kept in the checkpoint, so `predict --source` scales new rows the same way."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
-from trainkit.data._common import make_loader, seeded_split
+from trainkit.data._common import PredictSource, make_loader, seeded_split, stratified_split
 
 
-class TabularDataModule(LightningDataModule):
-    """Rows of numeric features and targets; subclasses set `feature_names`/`target_names` and implement `load`."""
+class TabularDataModule(PredictSource, LightningDataModule):
+    """Rows of numeric features and targets; subclasses set `feature_names`/`target_names` and implement `load`.
+
+    Targets are float (N, T) for regression or multi-label 0/1 columns, or class indices (N,) long, which are
+    split stratified (each class in the same proportion in every split).
+    """
 
     def __init__(
         self, batch_size: int, val_fraction: float, test_fraction: float, split_seed: int, standardize_features: bool
@@ -24,11 +30,13 @@ class TabularDataModule(LightningDataModule):
         self.feature_names: list[str] = []
         self.target_names: list[str] = []
         self.arrays: dict[str, tuple[Tensor, Tensor]] = {}
+        self.feature_mean: Tensor | None = None
+        self.feature_std: Tensor | None = None
 
     @property
-    def in_features(self) -> int:
-        """Number of feature columns (the MLP's input size)."""
-        return len(self.feature_names)
+    def in_features(self) -> int | None:
+        """Number of feature columns (the MLP's input size); None while they are not known yet."""
+        return len(self.feature_names) or None
 
     @property
     def num_outputs(self) -> int:
@@ -40,16 +48,36 @@ class TabularDataModule(LightningDataModule):
         raise NotImplementedError
 
     def setup(self, stage: str | None = None) -> None:
-        if self.arrays:
+        if self.arrays or stage == "predict":  # predict reads --source (or sets the test split up) when it needs it
             return
         features, targets = self.load()
-        split = seeded_split(len(features), self.fractions, self.split_seed, "rows")
-        parts = dict(zip(("val", "test", "train"), (torch.tensor(part, dtype=torch.long) for part in split),
-                         strict=True))
+        if not targets.is_floating_point() and targets.ndim == 1:
+            val, test, train = (torch.as_tensor(part, dtype=torch.long)
+                                for part in stratified_split(targets, self.fractions, self.split_seed))
+            parts = {"val": val, "test": test, "train": train}
+        else:
+            split = seeded_split(len(features), self.fractions, self.split_seed, "rows")
+            parts = dict(zip(("val", "test", "train"), (torch.tensor(part, dtype=torch.long) for part in split),
+                             strict=True))
         if self.standardize_features:
             train = features[parts["train"]]
-            features = (features - train.mean(dim=0)) / train.std(dim=0).clamp_min(1e-8)
-        self.arrays = {name: (features[idx], targets[idx]) for name, idx in parts.items()}
+            self.feature_mean, self.feature_std = train.mean(dim=0), train.std(dim=0).clamp_min(1e-8)
+        self.arrays = {name: (self.scaled(features[idx]), targets[idx]) for name, idx in parts.items()}
+
+    def scaled(self, features: Tensor) -> Tensor:
+        """Features in the units the model learnt: standardised with the training rows' mean and std."""
+        if self.feature_mean is None or self.feature_std is None:
+            return features
+        return (features - self.feature_mean) / self.feature_std
+
+    def state_dict(self) -> dict[str, Any]:
+        """The feature statistics, saved in checkpoints: predicting new rows needs no training data."""
+        if self.feature_mean is None:
+            return {}
+        return {"feature_mean": self.feature_mean, "feature_std": self.feature_std}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.feature_mean, self.feature_std = state_dict.get("feature_mean"), state_dict.get("feature_std")
 
     def split_arrays(self, name: str) -> tuple[Tensor, Tensor]:
         """(features, targets) of the `train`, `val` or `test` split, as the model sees them."""
@@ -75,7 +103,13 @@ class TabularDataModule(LightningDataModule):
         return self._loader("test", False)
 
     def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
+        if self.predict_source is None:
+            self.setup("test")
+            return self.test_dataloader()
+        if self.standardize_features and self.feature_mean is None:  # a checkpoint from before the statistics were kept
+            self.setup("fit")
+        dataset, self.predict_keys = self.source_dataset(self.predict_source, self.skip_unreadable)
+        return make_loader(dataset, self.batch_size, False, 0)
 
 
 def as_columns(values: Sequence[Sequence[float]] | Tensor) -> Tensor:

@@ -241,16 +241,20 @@ class TextDataModule(SplitDataModule):
         raise NotImplementedError
 
     def setup(self, stage: str | None = None) -> None:
-        if self.splits:
+        if self.splits or stage == "predict":  # predict reads --source (or sets the test split up) when it needs it
             return
-        self.tokenizer = self._find_tokenizer()
-        format_prompt = prompt_formatter(self.template, self.tokenizer)
-        chat = self.template == "chat" or (self.template == "auto" and self.tokenizer.chat_template is not None)
-        encoder = TextEncoder(self.tokenizer, self.max_length, chat)
+        format_prompt, encoder = self.prompt_encoding()
         for split, records in self._records().items():
             examples = [e for e in (self.encode(r, format_prompt, encoder) for r in records) if e is not None]
             encoder.check(split, len(examples))
             self.splits[split] = examples
+
+    def prompt_encoding(self) -> tuple[Callable[[str, str], str], TextEncoder]:
+        """The prompt formatter and token encoder of this data (finding the tokenizer on first use)."""
+        self.tokenizer = self.tokenizer or self._find_tokenizer()
+        format_prompt = prompt_formatter(self.template, self.tokenizer)
+        chat = self.template == "chat" or (self.template == "auto" and self.tokenizer.chat_template is not None)
+        return format_prompt, TextEncoder(self.tokenizer, self.max_length, chat)
 
     def _records(self) -> dict[str, list[dict[str, str]]]:
         if self.path is None:

@@ -13,6 +13,7 @@ class DigitsDataModule(SplitDataModule):
     """The digits as image tensors, split train/val/test by class with a fixed seed; optionally resized."""
 
     num_classes = 10
+    class_names = [str(digit) for digit in range(10)]
 
     def __init__(
         self,

@@ -76,6 +76,8 @@ class ImageFolderDataModule(SplitDataModule):
         self.eval_tf = image_transform(image_size, mean, std)
         self.num_classes: int | None = None
         self.classes: list[str] = []
+        self.class_names: list[str] | None = None
+        """The class folder names, sorted (index i is class i); set by `setup`."""
         self.splits: dict[str, Dataset] = {}
 
     def _folder(self, path: Path, transform) -> Dataset:  # noqa: ANN001
@@ -89,8 +91,15 @@ class ImageFolderDataModule(SplitDataModule):
                 f"no class folders with images under '{path}' ({error}); expected {path}/<class>/img.png"
             ) from error
 
+    def source_dataset(self, source: str, skip_unreadable: bool) -> tuple[Dataset, list[str]]:
+        """The images of a folder or glob (no class folders needed), transformed like the test split."""
+        from trainkit.data.sources import image_files
+
+        files = image_files(source, self.eval_tf, self.grayscale, skip_unreadable)
+        return files, [str(path) for path in files.paths]
+
     def setup(self, stage: str | None = None) -> None:
-        if self.splits:
+        if self.splits or stage == "predict":  # predict reads --source (or sets the test split up) when it needs it
             return
         if not self.root.is_dir():
             raise ConfigError(
@@ -99,6 +108,7 @@ class ImageFolderDataModule(SplitDataModule):
         base = self.root / "train" if (self.root / "train").is_dir() else self.root
         train_aug, train_plain = self._folder(base, self.train_tf), self._folder(base, self.eval_tf)
         self.classes = train_plain.classes
+        self.class_names = list(self.classes)
         self.num_classes = len(self.classes)
         targets = torch.tensor(train_plain.targets)
         own_folder = {name: base != self.root and (self.root / name).is_dir() for name in ("val", "test")}

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
-from trainkit.data._text import TextDataModule, TextEncoder, generation_batch, sequence_batch
+from torch.utils.data import Dataset
+
+from trainkit.data._text import TextDataModule, TextEncoder, generation_batch, read_records, sequence_batch
 from trainkit.data.text_tasks import generate_records
+from trainkit.errors import ConfigError
 from trainkit.metrics.language import IGNORE
 
 
@@ -46,10 +50,34 @@ class InstructionDataModule(TextDataModule):
             "prompt_ids": prompt_ids, "prompt": prompt, "reference": record["output"],
         }
 
+    def source_dataset(self, source: str, skip_unreadable: bool) -> tuple[Dataset, list[str]]:
+        """The prompts of a JSON/JSONL file of {instruction, input} records (`output` optional: kept as the
+        reference), keyed by record number (1 = first); a prompt too long for max_length is named, then skipped or
+        the run stops."""
+        from trainkit.data.sources import unreadable
+
+        format_prompt, encoder = self.prompt_encoding()
+        examples, keys = [], []
+        for number, record in enumerate(read_records(source, ("instruction",), ("input", "output")), start=1):
+            prompt = format_prompt(record["instruction"], record["input"])
+            prompt_ids = encoder.prompt(prompt)
+            if prompt_ids is None:
+                unreadable(f"record {number} of '{source}'", f"its prompt leaves no room for an answer within "
+                           f"max_length {self.max_length}", skip_unreadable)
+                continue
+            examples.append({"prompt_ids": prompt_ids, "prompt": prompt, "reference": record["output"]})
+            keys.append(str(number))
+        if not examples:
+            raise ConfigError(f"no prompt of --source {source} could be used; check its records")
+        return examples, keys  # type: ignore[return-value]  (a list of examples serves as a map-style dataset)
+
+    def source_collate(self) -> Callable:
+        return functools.partial(generation_batch, pad_id=self.tokenizer.pad_token_id)
+
     def setup(self, stage: str | None = None) -> None:
         packed = bool(self.splits)
         super().setup(stage)
-        if self.packing and not packed:
+        if self.packing and not packed and "train" in self.splits:
             self.splits["train"] = pack(self.splits["train"], self.max_length)
 
     def collate(self, examples: list[dict[str, Any]], train: bool) -> dict[str, Any]:

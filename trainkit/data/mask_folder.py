@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import Subset
+from torch.utils.data import Dataset, Subset
 from torchvision.transforms.v2 import functional as TF
 
-from trainkit.data._common import SplitDataModule, default_num_workers, seeded_split
+from trainkit.data._common import SplitDataModule, default_num_workers, image_transform, seeded_split
 from trainkit.data._masks import PairedDataset
 from trainkit.errors import ConfigError
 
@@ -148,8 +148,16 @@ class MaskFolderDataModule(SplitDataModule):
             raise ConfigError(f"images differ in size ({examples}); set --data.init_args.image_size to resize them")
         return pairs
 
+    def source_dataset(self, source: str, skip_unreadable: bool) -> tuple[Dataset, list[str]]:
+        """The images of a folder or glob (no masks needed), resized and normalised like the test split."""
+        from trainkit.data.sources import image_files
+
+        transform = image_transform(self.image_size, self.mean, self.std)
+        files = image_files(source, transform, self.in_chans == 1, skip_unreadable)
+        return files, [str(path) for path in files.paths]
+
     def setup(self, stage: str | None = None) -> None:
-        if self.splits:
+        if self.splits or stage == "predict":  # predict reads --source (or sets the test split up) when it needs it
             return
         self.pairs = self.find_pairs()
         split = seeded_split(len(self.pairs), self.fractions, self.split_seed, f"pairs in '{self.root}'")

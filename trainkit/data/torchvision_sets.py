@@ -58,6 +58,8 @@ class TorchvisionDataModule(SplitDataModule):
         self.train_tf = image_transform(image_size, mean, std, train_transform)
         self.eval_tf = image_transform(image_size, mean, std)
         self.splits: dict[str, torch.utils.data.Dataset] = {}
+        self.class_names: list[str] | None = None
+        """The set's class names (index i is class i); set by `setup`."""
 
     def _load(self, train: bool, transform, download: bool = False):  # noqa: ANN001, ANN202
         import torchvision.datasets as datasets
@@ -90,3 +92,4 @@ class TorchvisionDataModule(SplitDataModule):
             "val": Subset(train_plain, val),
             "test": self._load(False, self.eval_tf),
         }
+        self.class_names = [str(name) for name in getattr(self.splits["test"], "classes", range(self.num_classes))]

@@ -1,5 +1,6 @@
-"""Classification report: confusion matrix (counts and row-normalised), per-class precision/recall/F1/support, and
-the test images the model got wrong most confidently."""
+"""Classification report: confusion matrix (counts and row-normalised), per-class precision/recall/F1/support, the
+test images the model got wrong most confidently, and ROC and precision-recall curves for binary and multi-label
+runs."""
 
 from __future__ import annotations
 
@@ -25,10 +26,19 @@ class ClassificationReport(ReportWriter):
         self.wrong: dict[str, Tensor] = {}
 
     def update(self, task: Any, batch: Any, preds: Tensor, target: Tensor) -> None:
-        confidence, predicted = preds.detach().softmax(dim=-1).max(dim=-1)
-        self.keep(pred=predicted, target=target)
+        mode = getattr(task, "mode", "multiclass")
+        if mode == "multilabel":  # no single class per sample: only the per-label table and curves
+            self.keep(prob=preds.detach(), target=target)
+            return
+        if mode == "binary":  # preds are the (threshold-shifted) probabilities of the second class
+            predicted = (preds.detach() > 0.5).long()
+            confidence = torch.where(predicted.bool(), preds.detach(), 1 - preds.detach())
+            self.keep(pred=predicted, target=target, prob=preds.detach())
+        else:
+            confidence, predicted = preds.detach().softmax(dim=-1).max(dim=-1)
+            self.keep(pred=predicted, target=target)
         images = batch[0] if isinstance(batch, list | tuple) else None
-        if isinstance(images, Tensor) and len(images) == len(target):
+        if isinstance(images, Tensor) and images.ndim == 4 and len(images) == len(target):  # images only, not rows
             self._keep_most_confident_wrong(images.detach(), predicted, target, confidence)
 
     def _keep_most_confident_wrong(self, images: Tensor, pred: Tensor, target: Tensor, confidence: Tensor) -> None:
@@ -46,6 +56,8 @@ class ClassificationReport(ReportWriter):
     def write(self, task: Any, data: dict[str, Tensor], out_dir: Path) -> list[Path]:
         from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+        if getattr(task, "mode", "multiclass") == "multilabel":
+            return _write_multilabel(task, data, out_dir)
         num_classes = int(getattr(task, "num_classes", 0) or int(max(data["pred"].max(), data["target"].max())) + 1)
         names = label_names(task, num_classes)
         target, pred = data["target"].numpy(), data["pred"].numpy()
@@ -63,7 +75,40 @@ class ClassificationReport(ReportWriter):
         ]
         if "wrong_score" in data and bool((data["wrong_score"] >= 0).any()):
             paths.append(_plot_wrong(data, names, out_dir / "most_confident_wrong.png", self.shown))
+        if "prob" in data:
+            paths.append(_plot_curves(data["target"].numpy()[:, None], data["prob"].numpy()[:, None], [names[1]],
+                                      out_dir / "roc_pr_curves.png"))
         return paths
+
+
+def _write_multilabel(task: Any, data: dict[str, Tensor], out_dir: Path) -> list[Path]:
+    """per_class.csv (one row per label) and the ROC/PR curves of a multi-label run."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    target, prob = data["target"].numpy(), data["prob"].numpy()
+    names = label_names(task, target.shape[1])
+    precision, recall, f1, support = precision_recall_fscore_support(target, prob > 0.5, zero_division=0)
+    return [
+        write_csv(out_dir / "per_class.csv", ["class", "precision", "recall", "f1", "support"],
+                  zip(names, precision, recall, f1, support.tolist(), strict=True)),
+        _plot_curves(target, prob, names, out_dir / "roc_pr_curves.png"),
+    ]
+
+
+def _plot_curves(target: np.ndarray, prob: np.ndarray, names: list[str], path: Path) -> Path:
+    """ROC and precision-recall curves, one per label (column), with AUROC and average precision in the legend."""
+    from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay
+
+    plt = pyplot()
+    fig, (roc, pr) = plt.subplots(1, 2, figsize=(11, 5))
+    for column, name in enumerate(names):
+        if len(np.unique(target[:, column])) < 2:  # a curve needs both outcomes among the test samples
+            continue
+        RocCurveDisplay.from_predictions(target[:, column], prob[:, column], name=name, ax=roc)
+        PrecisionRecallDisplay.from_predictions(target[:, column], prob[:, column], name=name, ax=pr)
+    roc.set_title("test ROC")
+    pr.set_title("test precision-recall")
+    return save(fig, path)
 
 
 def _plot_confusion(counts: np.ndarray, names: list[str], path: Path) -> Path:

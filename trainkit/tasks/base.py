@@ -20,6 +20,15 @@ from trainkit.reports.base import ReportWriter, write_report
 STAGES = ("train", "val", "test")
 
 
+def data_class_names(datamodule: Any) -> list[str] | None:
+    """The DataModule's `class_names` (or a wrapped DataModule's), as strings; None when it has none."""
+    for source in (datamodule, getattr(datamodule, "data", None)):
+        names = getattr(source, "class_names", None) if source is not None else None
+        if names:
+            return [str(name) for name in names]
+    return None
+
+
 class TaskModule(LightningModule):
     """Base LightningModule: subclasses implement `forward` and `step`, and register metrics with `init_metrics`."""
 
@@ -27,6 +36,9 @@ class TaskModule(LightningModule):
     """Attributes that must agree between the model and its DataModule (e.g. num_classes)."""
     report_writer: type[ReportWriter] | None = None
     """Draws the task's report into the run folder when a test ends (see trainkit.reports); None draws none."""
+    class_names: list[str] | None = None
+    """The data's class (or label) names: read from the DataModule's `class_names` in setup and kept in the
+    checkpoint, so reports and predictions of a checkpoint alone show names."""
 
     def __init__(self, optimizer: OptimizerConfig | None = None, scheduler: SchedulerConfig | None = None) -> None:
         """Each argument is a flag and a YAML key.
@@ -129,8 +141,14 @@ class TaskModule(LightningModule):
         if optimizer is not None and self.trainer._logger_connector.should_update_logs:
             self.log("train/lr", optimizer.param_groups[0]["lr"], on_step=True, on_epoch=False, batch_size=1)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.class_names is not None:
+            checkpoint["class_names"] = list(self.class_names)
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Rebuild the LoRA adapters a checkpoint's weights were trained with, before Lightning loads them."""
+        if checkpoint.get("class_names") is not None and self.class_names is None:
+            self.class_names = list(checkpoint["class_names"])
         trainer = self._trainer
         fitting = trainer is not None and trainer.state.fn == "fit"
         restore_lora(self.optimized_module(), checkpoint, fitting=fitting)
@@ -160,6 +178,8 @@ class TaskModule(LightningModule):
 
     def setup(self, stage: str) -> None:
         self._check_matches_data()
+        if self.class_names is None:
+            self.class_names = data_class_names(getattr(self.trainer, "datamodule", None) if self._trainer else None)
 
     def _check_matches_data(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
@@ -173,6 +193,11 @@ class TaskModule(LightningModule):
     def predict_step(self, batch: Any, batch_idx: int) -> Any:
         inputs = batch[0] if isinstance(batch, list | tuple) else batch
         return self(inputs)
+
+    def prediction_keys(self) -> list[str] | None:
+        """The file path or row id of each predicted sample when predicting on `--source`, else None."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        return getattr(datamodule, "predict_keys", None)
 
     def write_predictions(self, predictions: list[Any], out_dir: Path) -> Path:
         """Save what `predict_step` returned; tasks override this to write their natural format."""

@@ -139,11 +139,16 @@ class CausalLMModule(TaskModule):
         ]
 
     def write_predictions(self, predictions: list[Any], out_dir: Path) -> Path:
-        """One JSON line per prompt: prompt, generated, reference (rows arrive per batch, or already flattened)."""
+        """One JSON line per prompt: its record number (with --source), prompt, generated, reference (rows arrive
+        per batch, or already flattened)."""
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / "predictions.jsonl"
+        rows = [r for item in predictions for r in (item if isinstance(item, list) else [item])]
+        keys = self.prediction_keys()  # record numbers of a --source file
+        if keys is not None:
+            rows = [{"source": key, **row} for key, row in zip(keys, rows, strict=True)]
         with path.open("w", encoding="utf-8") as file:
-            for row in (r for item in predictions for r in (item if isinstance(item, list) else [item])):
+            for row in rows:
                 file.write(json.dumps(row, ensure_ascii=False) + "\n")
         return path
 

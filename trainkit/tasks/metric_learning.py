@@ -95,11 +95,15 @@ class MetricLearningModule(TaskModule):
         return out
 
     def write_predictions(self, predictions: list[dict[str, Tensor]], out_dir: Path) -> Path:
-        """Write `embeddings.npz`: `embeddings` (N x embedding_dim) and, when the data has them, `labels` (N)."""
+        """Write `embeddings.npz`: `embeddings` (N x embedding_dim) and, when the data has them, `labels` (N); with
+        `--source`, `keys` (N): the file each embedding is of."""
         out_dir.mkdir(parents=True, exist_ok=True)
         arrays = {key: torch.cat([p[key] for p in predictions]).float().cpu().numpy() for key in predictions[0]}
         if "labels" in arrays:
             arrays["labels"] = arrays["labels"].astype(np.int64)
+        keys = self.prediction_keys()
+        if keys is not None:
+            arrays["keys"] = np.array(keys)
         path = out_dir / "embeddings.npz"
         np.savez(path, **arrays)
         return path

@@ -6,6 +6,8 @@ units, while `forward`, the predictions and every metric are back in the data's 
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -106,6 +108,22 @@ class RegressionModule(TaskModule):
         preds = scaled.detach() * self.target_std + self.target_mean
         # torchmetrics' R2 reads a 2-D tensor as several outputs; one output stays 1-D.
         return (loss, preds.squeeze(1), y.squeeze(1)) if self.num_outputs == 1 else (loss, preds, y)
+
+    def write_predictions(self, predictions: list[Tensor], out_dir: Path) -> Path:
+        """predictions.csv: the row id (or file) when predicting `--source`, else the index, and one column of
+        predicted values per target, in the data's own units."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        values = torch.cat([p.reshape(len(p), -1) for p in predictions]).float().cpu()
+        names = getattr(getattr(self.trainer, "datamodule", None), "target_names", None) or []
+        names = names if len(names) == values.shape[1] else [str(i) for i in range(values.shape[1])]
+        keys = self.prediction_keys()
+        first = ("source", keys) if keys is not None else ("index", list(range(len(values))))
+        path = out_dir / "predictions.csv"
+        with path.open("w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow([first[0], *(f"pred_{name}" for name in names)])
+            writer.writerows([key, *row] for key, row in zip(first[1], values.tolist(), strict=True))
+        return path
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()

@@ -99,11 +99,17 @@ class SegmentationModule(TaskModule):
         return self.classes_of(self(images)).to(torch.uint8)
 
     def write_predictions(self, predictions: list[Tensor], out_dir: Path) -> Path:
-        """Write one palette PNG per image (`masks/00000.png`, ...) whose pixel values are the predicted classes."""
+        """Write one palette PNG per image whose pixel values are the predicted classes: named after the input file
+        with `--source` (`masks/photo_1.png`), else by index (`masks/00000.png`)."""
         folder = out_dir / "masks"
         folder.mkdir(parents=True, exist_ok=True)
+        keys = self.prediction_keys()
+        used: set[str] = set()
         for index, mask in enumerate(m for batch in predictions for m in batch):
-            _save_mask_png(mask, folder / f"{index:05d}.png")
+            name = Path(keys[index]).stem if keys is not None else f"{index:05d}"
+            name = name if name not in used else f"{name}_{index}"  # same file name in two sub-folders
+            used.add(name)
+            _save_mask_png(mask, folder / f"{name}.png")
         return folder
 
 
