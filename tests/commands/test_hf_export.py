@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from tests.tasks.test_language import SFT, TINY_CLI
+from trainkit.checkpoints import load_task
 from trainkit.commands.export import export
 from trainkit.commands.hf_export import export_hf, load_hf
 from trainkit.errors import ConfigError
-from trainkit.tasks.loading import load_task
 
 
 @pytest.mark.slow

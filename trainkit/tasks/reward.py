@@ -32,6 +32,7 @@ class RewardModule(TaskModule):
         tokenizer: str | None = None,
         optimizer: OptimizerConfig | None = None,
         scheduler: SchedulerConfig | None = None,
+        runs_dir: str = "runs",
     ) -> None:
         """Each argument is a flag and a YAML key.
 
@@ -42,11 +43,12 @@ class RewardModule(TaskModule):
             model_config: instead of model_name, a model built with no download, e.g. {model_type: llama, ...}.
             pretrained: load model_name's pretrained weights.
             tokenizer: `bytes` or a Hugging Face tokenizer; default model_name's, or bytes.
+            runs_dir: where an experiment-name init_from is looked up; the CLI sets it to the command's --runs_dir.
         """
         super().__init__(optimizer=optimizer, scheduler=scheduler)
         self.save_hyperparameters()
         if init_from is not None:
-            path = resolve_reference(init_from)
+            path = resolve_reference(init_from, runs_dir)
             self.hparams["init_from"] = str(path)  # reload exactly this file, even after newer SFT runs
             rank_zero_info(f"reward model: starts from {path}")
             self.tokenizer, self.model = load_language_model(path, "init_from")

@@ -12,12 +12,12 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
+from trainkit.checkpoints import load_task
 from trainkit.errors import ConfigError
 from trainkit.losses.ppo import clipped_policy_loss, group_advantages
 from trainkit.metrics.rewards import RewardFunction
 from trainkit.tasks.frozen import FrozenModels
 from trainkit.tasks.language import INITIAL, REFERENCE, CausalLMModule, load_language_model, resolve_reference
-from trainkit.tasks.loading import load_task
 from trainkit.tasks.reward import RewardModule
 
 
@@ -43,6 +43,7 @@ class RLModule(FrozenModels, CausalLMModule):
         scale_rewards: bool = True,
         temperature: float = 1.0,
         max_grad_norm: float | None = 1.0,
+        runs_dir: str = "runs",
         **kwargs: Any,
     ) -> None:
         """Args:
@@ -59,6 +60,7 @@ class RLModule(FrozenModels, CausalLMModule):
         temperature: sampling temperature of the answers (1: the policy's own distribution).
         max_grad_norm: gradient norm clip per update (RL steps its own optimizer, so --trainer.gradient_clip_val is
             not used); None: no clipping.
+        runs_dir: where experiment-name references and reward models are looked up; the CLI sets it to --runs_dir.
         **kwargs: the language model's arguments (model_name or model_config, tokenizer, max_new_tokens, optimizer,
             scheduler); with a checkpoint reference the model and tokenizer are the checkpoint's.
         """
@@ -74,14 +76,14 @@ class RLModule(FrozenModels, CausalLMModule):
             )
         if group_size < 2:
             raise ConfigError(f"group_size={group_size}: advantages compare answers to one prompt; use 2 or more")
-        self.reference_path = None if reference == INITIAL else resolve_reference(reference)
+        self.reference_path = None if reference == INITIAL else resolve_reference(reference, runs_dir)
         super().__init__(**kwargs)
         self.save_hyperparameters(ignore=["reward_fn"])
         self.reward_model: RewardModule | None = None
         if self.reference_path is not None:
             self.hparams["reference"] = str(self.reference_path)
         if reward_model is not None:
-            path = resolve_reference(reward_model)
+            path = resolve_reference(reward_model, runs_dir)
             self.hparams["reward_model"] = str(path)
             self.reward_model = _load_reward_model(path, len(self.tokenizer))
         self.reference_model = copy.deepcopy(self.model)
