@@ -64,9 +64,31 @@ def test_grad_checkpointing_recomputes_and_keeps_gradients() -> None:
         torch.testing.assert_close(recomputed, plain, rtol=1e-4, atol=1e-6)
 
 
+def test_grad_checkpointing_of_a_hugging_face_language_model_recomputes_and_keeps_gradients() -> None:
+    from trainkit.tasks import CausalLMModule
+
+    tiny = {"model_type": "llama", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+            "intermediate_size": 64}
+    ids = torch.randint(0, 250, (2, 8))
+    grads, calls = [], []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = CausalLMModule(model_config=tiny).train()
+        if checkpointing:
+            assert enable_grad_checkpointing(model) and model.model.model.gradient_checkpointing
+        count = [0]
+        model.model.model.layers[0].mlp.register_forward_pre_hook(lambda *_, c=count: c.__setitem__(0, c[0] + 1))
+        model(ids).logsumexp(-1).mean().backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+        calls.append(count[0])
+    assert calls == [1, 2]
+    for plain, recomputed in zip(*grads, strict=True):
+        torch.testing.assert_close(recomputed, plain, rtol=1e-4, atol=1e-6)
+
+
 def test_grad_checkpointing_without_timm_backbone_is_a_config_error() -> None:
     model = ClassificationModule(nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 10)), num_classes=10)
-    with pytest.raises(ConfigError, match="grad_checkpointing needs a timm backbone"):
+    with pytest.raises(ConfigError, match="grad_checkpointing needs a timm backbone or a Hugging Face model"):
         enable_grad_checkpointing(model)
 
 

@@ -31,8 +31,8 @@ class Speed(Callback):
             compile_mode: torch.compile mode; reduce-overhead uses CUDA graphs, max-autotune searches kernels longer.
             channels_last: keep image tensors (weights and 4-D inputs) in NHWC order; faster convolutions with
                 tensor cores under mixed precision.
-            grad_checkpointing: recompute activations in the backward pass of timm backbones (less memory, about
-                20-30% more compute), so larger batches or images fit.
+            grad_checkpointing: recompute activations in the backward pass of timm backbones and Hugging Face
+                language models (less memory, about 20-30% more compute), so larger batches or images fit.
             matmul_precision: torch.set_float32_matmul_precision; high lets fp32 matmuls use TF32 on Ampere+ GPUs.
         """
         self.compile = compile
@@ -63,16 +63,21 @@ class Speed(Callback):
 
 
 def enable_grad_checkpointing(module: nn.Module) -> list[nn.Module]:
-    """Turn on timm's `set_grad_checkpointing` in every timm model inside `module`; returns those models."""
-    models = [m for m in module.modules() if hasattr(m, "set_grad_checkpointing")]
-    if not models:
+    """Turn on gradient checkpointing in every timm model (`set_grad_checkpointing`) and Hugging Face model
+    (`gradient_checkpointing_enable`) inside `module`; returns those models."""
+    timm_models = [m for m in module.modules() if hasattr(m, "set_grad_checkpointing")]
+    hf_models = [m for m in module.modules() if getattr(m, "supports_gradient_checkpointing", False)
+                 and hasattr(m, "gradient_checkpointing_enable")]
+    if not timm_models and not hf_models:
         raise ConfigError(
-            f"speed.grad_checkpointing needs a timm backbone (a module with set_grad_checkpointing), and "
+            f"speed.grad_checkpointing needs a timm backbone or a Hugging Face model, and "
             f"{type(module).__name__} has none; set --speed.grad_checkpointing false or use a timm backbone"
         )
-    for model in models:
+    for model in timm_models:
         model.set_grad_checkpointing(True)
-    return models
+    for model in hf_models:  # non-reentrant: works with frozen inputs (LoRA) and is torch's recommended form
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return timm_models + hf_models
 
 
 def _inputs_to_channels_last(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -1,6 +1,7 @@
 """`trainkit export`: a checkpoint to TorchScript, ONNX or a state dict, optionally int8, checked on a real batch.
 
     trainkit export --ckpt_path best --experiment digits --format onnx --quantize int8
+    trainkit export --ckpt_path best --experiment lm_sft --format hf [--merge]   # a Hugging Face folder
 
 The export is run on one batch of the run's own data (from the DataModule saved in the checkpoint) and compared
 with the checkpoint's model: fp32 exports must match it to `atol`, int8 exports must agree on the predicted class
@@ -25,8 +26,8 @@ from trainkit.checkpoints import saved_class
 from trainkit.errors import ConfigError
 from trainkit.runs import resolve_ckpt_path, run_dir_of_checkpoint
 
-Format = Literal["torchscript", "onnx", "state_dict"]
-_SUFFIX = {"torchscript": ".torchscript.pt", "onnx": ".onnx", "state_dict": ".state_dict.pt"}
+Format = Literal["torchscript", "onnx", "state_dict", "hf"]
+_SUFFIX = {"torchscript": ".torchscript.pt", "onnx": ".onnx", "state_dict": ".state_dict.pt", "hf": "-hf"}
 
 
 class ExportMismatch(RuntimeError):
@@ -52,20 +53,25 @@ def export(
     runs_dir: str = "runs",
     atol: float = 1e-4,
     min_agreement: float = 0.9,
+    merge: bool = False,
 ) -> ExportReport:
     """Export a checkpoint and check the result against it on one batch of its data.
 
     Args:
         ckpt_path: a .ckpt file, or best/last of the newest run of --experiment.
-        format: torchscript (traced), onnx (dynamic batch size) or state_dict (a torch.save'd dict).
+        format: torchscript (traced), onnx (dynamic batch size), state_dict (a torch.save'd dict), or hf (a
+            language model as a Hugging Face folder: safetensors, config, tokenizer, generation config).
         quantize: int8: post-training dynamic quantisation of the Linear layers (torch.ao; onnxruntime for onnx).
         output: file to write; by default <run>/export/<checkpoint name>[-int8]<format suffix>.
         experiment: experiment whose runs `best`/`last` refer to.
         runs_dir: root folder of all runs.
         atol: largest absolute output difference accepted for a fp32 export.
         min_agreement: smallest share of same predicted classes accepted for an int8 export.
+        merge: hf export of a LoRA run: fold the adapters into the weights instead of writing them in PEFT's format.
     """
     ckpt = resolve_ckpt_path(ckpt_path, runs_dir, experiment)
+    if format == "hf":
+        return _export_hf(Path(ckpt), Path(output) if output else None, merge)
     path = Path(output) if output else _default_output(Path(ckpt), format, quantize)
     _check_writable(path.parent)
     model, batch = load_checkpoint(ckpt)
@@ -135,6 +141,7 @@ def load_run(ckpt_path: str | Path) -> tuple[LightningModule, LightningDataModul
         config.setdefault("trainer", {}).update(logger=False, accelerator="cpu", devices=1)
         cli = TrainkitCLI(args=config, run=False)
         model, datamodule = cli.model, cli.datamodule
+        model.on_load_checkpoint(checkpoint)  # as Lightning's loading does: LoRA adapters, frozen helpers
         model.load_state_dict(checkpoint["state_dict"])
     else:
         model = saved_class(checkpoint, ckpt_path).load_from_checkpoint(ckpt_path, map_location="cpu")
@@ -177,9 +184,28 @@ def _export_onnx(model: nn.Module, batch: Tensor, path: Path, quantize: str | No
     return session.run(None, {"input": batch.numpy()})
 
 
+def _export_hf(ckpt: Path, output: Path | None, merge: bool) -> ExportReport:
+    """A language-model checkpoint as a Hugging Face folder, checked to generate the same greedy tokens."""
+    from trainkit.commands.hf_export import export_hf
+    from trainkit.models.lora import saved_lora_settings
+
+    lora = saved_lora_settings(read_checkpoint(ckpt))
+    folder = output or _default_output(ckpt, "hf", "merged" if merge and lora else None)
+    _check_writable(folder.parent)
+    model, datamodule = load_run(ckpt)
+    datamodule.setup("test")
+    batch = next(iter(datamodule.test_dataloader()))
+    reference, loaded = export_hf(model, batch, folder, merge, lora.as_dict() if lora else None)
+    same = (reference == loaded).all(-1).float().mean().item()
+    report = ExportReport(path=folder, max_abs_diff=float((reference != loaded).sum()), agreement=same)
+    if same < 1:
+        raise ExportMismatch(f"{folder} generates other tokens than the checkpoint on {1 - same:.1%} of test prompts")
+    return report
+
+
 def _default_output(ckpt: Path, format: Format, quantize: str | None) -> Path:
     folder = (run_dir_of_checkpoint(ckpt) or ckpt.parent) / "export"
-    return folder / f"{ckpt.stem}{'-int8' if quantize else ''}{_SUFFIX[format]}"
+    return folder / f"{ckpt.stem}{f'-{quantize}' if quantize else ''}{_SUFFIX[format]}"
 
 
 def main(argv: list[str]) -> None:

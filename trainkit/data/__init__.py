@@ -11,6 +11,7 @@ from trainkit.data.image_folder import ImageFolderDataModule
 from trainkit.data.instructions import InstructionDataModule
 from trainkit.data.mask_folder import MaskFolderDataModule
 from trainkit.data.preferences import PreferenceDataModule
+from trainkit.data.prompts import PromptDataModule
 from trainkit.data.shape_geometry import ShapeGeometryDataModule
 from trainkit.data.shapes import ShapesDataModule
 from trainkit.data.streaming import StreamingDataModule
@@ -27,6 +28,7 @@ __all__ = [
     "InstructionDataModule",
     "MaskFolderDataModule",
     "PreferenceDataModule",
+    "PromptDataModule",
     "ShapeGeometryDataModule",
     "ShapesDataModule",
     "StreamingDataModule",

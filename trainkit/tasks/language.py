@@ -27,6 +27,7 @@ from trainkit.models.language import BYTES, create_causal_lm, load_tokenizer
 from trainkit.optim import OptimizerConfig, SchedulerConfig
 from trainkit.runs import resolve_ckpt_path
 from trainkit.tasks.base import TaskModule
+from trainkit.tasks.frozen import FrozenModels
 
 REFERENCE = "reference_model"
 INITIAL = "initial"
@@ -153,13 +154,15 @@ class CausalLMModule(TaskModule):
         return path
 
 
-class DPOModule(CausalLMModule):
+class DPOModule(FrozenModels, CausalLMModule):
     """Direct preference optimization: the policy learns to prefer the chosen answers over the rejected ones
     relative to a frozen reference model. Logs reward_acc, chosen/rejected rewards and their margin.
 
     The reference is a trainkit SFT checkpoint (the policy starts from the same weights), or `initial` (a copy of
     the policy as built from model_name/model_config). It never trains and is not saved in checkpoints.
     """
+
+    frozen_models = (REFERENCE,)
 
     def __init__(
         self, reference: str | None = None, beta: float = 0.1, label_smoothing: float = 0.0, sft_weight: float = 0.0,
@@ -186,8 +189,8 @@ class DPOModule(CausalLMModule):
         self.save_hyperparameters()
         if self.reference_path is not None:  # reload exactly this file, even after newer SFT runs
             self.hparams["reference"] = str(self.reference_path)
-        reference_model = copy.deepcopy(self.model).requires_grad_(False).eval()
-        self.reference_model = reference_model
+        self.reference_model = copy.deepcopy(self.model)
+        self.freeze_helpers()
         self.dpo_loss = DPOLoss(beta, label_smoothing)
         self.sft_weight = sft_weight
         self.init_metrics(preference_metrics())
@@ -198,22 +201,8 @@ class DPOModule(CausalLMModule):
         """The SFT checkpoint's tokenizer and model (adapters merged), or a model built from the arguments."""
         if self.reference_path is None:
             return super().build_model(model_name, model_config, pretrained, tokenizer)
-        sft = load_task(self.reference_path)
-        if not isinstance(sft, CausalLMModule):
-            raise ConfigError(
-                f"reference '{self.reference_path}' is a {type(sft).__name__} checkpoint; pass one of a language model "
-                "(trainkit.tasks.CausalLMModule)"
-            )
-        from trainkit.models.lora import merge_lora
-
         rank_zero_info(f"DPO: policy and reference start from {self.reference_path}")
-        return sft.tokenizer, merge_lora(sft.model).requires_grad_(True)  # LoRA had frozen the base weights
-
-    def train(self, mode: bool = True) -> DPOModule:
-        """Lightning switches the whole module to train mode each epoch; the reference stays in eval mode."""
-        super().train(mode)
-        self.reference_model.eval()
-        return self
+        return load_language_model(self.reference_path, "reference")
 
     def step(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Tensor, Tensor]:
         labels = batch["labels"]
@@ -229,16 +218,18 @@ class DPOModule(CausalLMModule):
             loss = loss - self.sft_weight * policy_chosen.sum() / chosen_tokens.sum().clamp(min=1)
         return loss, chosen, rejected
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep only the policy: the reference is rebuilt from its source."""
-        state = checkpoint["state_dict"]
-        for key in [k for k in state if k.startswith(f"{REFERENCE}.")]:
-            del state[key]
 
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Checkpoints hold no reference; keep this module's so that strict loading still matches."""
-        state = self.reference_model.state_dict()
-        checkpoint["state_dict"].update({f"{REFERENCE}.{k}": v for k, v in state.items()})
+def load_language_model(path: Path, what: str) -> tuple[Any, nn.Module]:
+    """(tokenizer, trainable causal LM with any LoRA adapters merged) of a language-model checkpoint."""
+    sft = load_task(path)
+    if not isinstance(sft, CausalLMModule):
+        raise ConfigError(
+            f"{what} '{path}' is a {type(sft).__name__} checkpoint; pass one of a language model "
+            "(trainkit.tasks.CausalLMModule)"
+        )
+    from trainkit.models.lora import merge_lora
+
+    return sft.tokenizer, merge_lora(sft.model).requires_grad_(True)  # LoRA had frozen the base weights
 
 
 def sequence_logps(logits: Tensor, labels: Tensor) -> Tensor:
