@@ -10,6 +10,7 @@ import importlib.util
 import inspect
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +129,10 @@ class TrainkitCLI(LightningCLI):
                     parser.link_arguments(name, f"{key}.{name}")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        super().parse_arguments(parser, args)
+        with warnings.catch_warnings():
+            # Commands (check, lr-find, tune) pass their own argv on purpose; Lightning would print it as a mistake.
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+            super().parse_arguments(parser, args)
         config = self.config.get(self.config.get("subcommand") or "", self.config)
         os.environ[RUNS_DIR_ENV] = str(config.get("runs_dir") or "runs")  # read while the model is built (DPO)
         if "ckpt_path" in config:
