@@ -36,9 +36,13 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float]) -> LRSuggestion:
     """The steepest point of the stable descent before the loss minimum, and where the descent stays steep."""
     lr_values, loss_values = np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float)
     keep = np.isfinite(loss_values) & (lr_values > 0)
-    # Lightning's smoothed loss is unreliable over its first steps (its own suggestion skips the first 10).
-    skip = min(10, int(keep.sum()) // 10)
-    lr_values, loss_values = lr_values[keep][skip:], loss_values[keep][skip:]
+    lr_values, loss_values = lr_values[keep], loss_values[keep]
+    # Lightning's smoothed loss climbs over its first steps from the first batch's loss at LRs too small to matter
+    # (its own suggestion skips the first 10 points): the curve starts where that climb ends.
+    skip = 0
+    while skip + 1 < len(loss_values) // 3 and loss_values[skip + 1] >= loss_values[skip]:
+        skip += 1
+    lr_values, loss_values = lr_values[skip:], loss_values[skip:]
     n = len(loss_values)
     if n < MIN_POINTS:
         return LRSuggestion(None, note=f"only {n} finite losses were recorded; raise --num_training")
