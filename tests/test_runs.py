@@ -59,6 +59,20 @@ def test_resume_reuses_the_checkpoints_run_folder(tmp_path: Path) -> None:
     assert claim_run_dir(tmp_path, "exp", None, None)[0] == "version_4"
 
 
+@pytest.mark.parametrize("alias", ["last", "auto"])
+def test_a_kill_during_the_first_last_save_resumes_from_the_newest_intact_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], alias: str
+) -> None:
+    best = _ckpt(tmp_path, 0, "best")
+    run = best.parent.parent
+    (best.parent / "last.ckpt.tmp.partial").write_bytes(b"")  # SIGKILL while torch.save wrote the first last.ckpt
+    (run / ".provenance.json.999999999").write_text("{")  # and while the run's record was being replaced
+    assert resolve_ckpt_path(alias, tmp_path, "exp") == str(best)
+    assert f"no whole last.ckpt in {best.parent} (its first save was cut short); resuming from {best}" in (
+        capsys.readouterr().err)
+    assert sorted(p.name for p in run.rglob("*")) == ["best.ckpt", "checkpoints"]  # the leftovers are gone
+
+
 def _claim(root: str, barrier, names) -> None:  # noqa: ANN001
     barrier.wait()
     names.append(claim_run_dir(root, "exp", None, None)[0])

@@ -6,6 +6,7 @@ Each check raises ConfigError naming the flag and the fix, before any model or d
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,11 @@ def check_config_files(argv: list[str]) -> None:
         except yaml.MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+            tag = re.search(r"tag:yaml.org,2002:(python/\S+?)'", str(error.problem))
+            if tag and mark:
+                raise ConfigError(f"{path} line {mark.line + 1}: the YAML tag '!!{tag.group(1)}' builds a Python "
+                                  "object, and such tags are refused (a config could run code); write the plain "
+                                  "value, or a class_path/init_args pair") from error
             since = error.context_mark
             context = f" ({error.context} from line {since.line + 1})" if error.context and since else ""
             raise ConfigError(f"{path}: YAML syntax error at {where}: {error.problem or 'invalid YAML'}{context}; "

@@ -36,7 +36,7 @@ from trainkit.runs import (
     run_dir_of_checkpoint,
 )
 from trainkit.tasks import TaskModule
-from trainkit.trackers import log_config, with_run_loggers
+from trainkit.trackers import check_trackers, log_config, with_run_loggers
 
 HELP_FLAGS = ("-h", "--help", "--print_config")
 DESCRIPTION = "trainkit: train deep networks from YAML experiments. Subcommands: fit, validate, test, predict."
@@ -143,6 +143,7 @@ class TrainkitCLI(LightningCLI):
         if "runs_dir" in config:
             check_inside_runs_dir(config.runs_dir, config.experiment, config.get("run_name"))
         check_run_config(config, self.config.get("subcommand"))
+        check_trackers(config)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         # Private LightningCLI hook: the one place that holds the Trainer arguments and callbacks before the Trainer.

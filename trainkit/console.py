@@ -49,7 +49,10 @@ def one_line(error: BaseException) -> str:
     chain = _chain(error)
     config_error = next((e for e in chain if isinstance(e, ConfigError)), None)
     if config_error is not None:
-        return str(config_error)
+        text = str(config_error).strip()
+        if "Original Traceback" in text:  # re-raised from a DataLoader worker: its own message is the last line
+            text = text.splitlines()[-1].removeprefix(f"{ConfigError.__module__}.ConfigError: ")
+        return text
     keys: list[str] = []
     for cause in chain:
         for key in re.findall(r'Parser key "([^"]+)"', str(cause)):

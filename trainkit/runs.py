@@ -13,7 +13,7 @@ from pathlib import Path
 
 from trainkit.checkpoints import refusal
 from trainkit.errors import ConfigError
-from trainkit.hpc.atomic import checkpoint_problem
+from trainkit.hpc.atomic import checkpoint_problem, remove_leftovers, staged_saves
 from trainkit.hpc.slurm_env import slurm_run_name
 
 CHECKPOINT_DIR = "checkpoints"
@@ -144,16 +144,28 @@ def discard_unstarted(folder: str | Path | None) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def check_inside_runs_dir(runs_dir: str | Path, experiment: str, run_name: str | None) -> None:
-    """Refuse an experiment or run name that would put the run folder outside `runs_dir` (`..`, absolute paths)."""
-    for flag, value in (("--experiment", experiment), ("--run_name", run_name)):
+def check_inside_runs_dir(
+    runs_dir: str | Path, experiment: str, run_name: str | None, study: str | None = None
+) -> None:
+    """Refuse an experiment, run or study name that would put its folder outside `runs_dir` (`..`, absolute paths,
+    a study name with a `/`), or an experiment folder planted as a symlink to somewhere else."""
+    for flag, value in (("--experiment", experiment), ("--run_name", run_name), ("--study", study)):
         if value is None:
             continue
-        if value in ("", ".") or Path(value).is_absolute() or ".." in Path(value).parts:
+        if (value in ("", ".") or Path(value).is_absolute() or ".." in Path(value).parts
+                or (flag == "--study" and "/" in value)):
             raise ConfigError(
-                f"{flag} {value!r} would put the run outside --runs_dir {runs_dir}; use a plain name such as "
-                f"'my_run' (no '..', no absolute path), and set --runs_dir to choose where runs go"
+                f"{flag} {value!r} would put the {'study' if flag == '--study' else 'run'} outside --runs_dir "
+                f"{runs_dir}; use a plain name such as 'my_run' (no '..', no absolute path), and set --runs_dir to "
+                "choose where runs go"
             )
+    root = Path(runs_dir).resolve()
+    folder = Path(runs_dir) / experiment
+    if not folder.resolve().is_relative_to(root):  # resolve() follows a symlink planted in the runs folder
+        raise ConfigError(
+            f"experiment folder {folder} is a link to {folder.resolve()}, outside --runs_dir {runs_dir}; remove the "
+            "link, or set --runs_dir to the folder you want runs written to"
+        )
 
 
 def resolve_ckpt_path(
@@ -192,8 +204,13 @@ def resolve_ckpt_path(
         candidates.insert(0, Path(runs_dir) / experiment / job_run)  # e.g. `trainkit test --ckpt_path best` in a job
     for run_dir in candidates:
         ckpt = run_dir / CHECKPOINT_DIR / f"{name}.ckpt"
+        cut_short = name == "last" and not ckpt.exists() and staged_saves(ckpt.parent, name)
+        if int(os.environ.get("LOCAL_RANK", 0)) == 0:
+            remove_leftovers(run_dir)
         if ckpt.exists():
             return _intact_or_previous(ckpt, name)
+        if cut_short:
+            return _newest_intact(ckpt, f"no whole {ckpt.name} in {ckpt.parent} (its first save was cut short)")
     if value == "auto":
         return None
     where = Path(runs_dir) / experiment / (run_name or "version_*")
@@ -211,12 +228,19 @@ def _intact_or_previous(ckpt: Path, name: str) -> str:
             raise ConfigError(f"checkpoint '{ckpt}' is refused: {refused}")
         return str(ckpt)
     if name == "last":
-        others = [p for p in ckpt.parent.iterdir() if p != ckpt and p.suffix == ".ckpt"]
-        for other in sorted(others, key=lambda p: p.stat().st_mtime, reverse=True):
-            if checkpoint_problem(other) is None:
-                if int(os.environ.get("LOCAL_RANK", 0)) == 0:
-                    print(f"trainkit: {ckpt} is unusable ({problem}); resuming from {other}, the newest intact "
-                          "checkpoint of this run", file=sys.stderr, flush=True)
-                return str(other)
+        return _newest_intact(ckpt, f"{ckpt} is unusable ({problem})")
     raise ConfigError(f"checkpoint {ckpt} cannot be loaded: {problem}; and no intact checkpoint is left beside it; "
                       "pass --ckpt_path PATH to another checkpoint, or start afresh without --ckpt_path")
+
+
+def _newest_intact(ckpt: Path, why: str) -> str:
+    """The newest intact checkpoint beside a broken or missing `last` (reported in one line)."""
+    others = [p for p in ckpt.parent.iterdir() if p != ckpt and p.suffix == ".ckpt"] if ckpt.parent.is_dir() else []
+    for other in sorted(others, key=lambda p: p.stat().st_mtime, reverse=True):
+        if checkpoint_problem(other) is None:
+            if int(os.environ.get("LOCAL_RANK", 0)) == 0:
+                print(f"trainkit: {why}; resuming from {other}, the newest intact checkpoint of this run",
+                      file=sys.stderr, flush=True)
+            return str(other)
+    raise ConfigError(f"{why}; and no intact checkpoint is left beside it; pass --ckpt_path PATH to another "
+                      "checkpoint, or start afresh without --ckpt_path")

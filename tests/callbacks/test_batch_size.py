@@ -15,14 +15,16 @@ class OOMAbove(nn.Module):
     """A digits classifier that raises torch.OutOfMemoryError on training batches larger than `limit`, from its
     `after`-th training forward pass on (an injected fault: the memory limit of a smaller GPU)."""
 
-    def __init__(self, limit: int = 16, after: int = 0) -> None:
+    def __init__(self, limit: int = 16, after: int = 0, cpu_allocator: bool = False) -> None:
         super().__init__()
-        self.limit, self.after, self.calls = limit, after, 0
+        self.limit, self.after, self.calls, self.cpu_allocator = limit, after, 0, cpu_allocator
         self.layers = nn.Sequential(nn.AdaptiveAvgPool2d(8), nn.Flatten(), nn.Linear(64, 10))
 
     def forward(self, x: Tensor) -> Tensor:
         if torch.is_grad_enabled():
             self.calls += 1
+            if len(x) > self.limit and self.calls > self.after and self.cpu_allocator:
+                torch.empty(1 << 50, dtype=torch.uint8)  # 1 PiB: the CPU allocator's real "can't allocate memory"
             if len(x) > self.limit and self.calls > self.after:
                 raise torch.OutOfMemoryError(f"CUDA out of memory (injected: batch {len(x)} > {self.limit})")
         return self.layers(x)
@@ -39,10 +41,13 @@ def _last(workdir: Path) -> dict:
     return torch.load(workdir / "runs" / "digits" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
 
 
+@pytest.mark.parametrize("cpu_allocator", [False, pytest.param(True, marks=pytest.mark.slow)],
+                         ids=["cuda_oom", "cpu_allocator"])
 def test_search_picks_the_largest_batch_that_fits_and_keeps_the_effective_batch(
-    workdir: Path, trainkit, caplog: pytest.LogCaptureFixture  # noqa: ANN001
+    workdir: Path, trainkit, caplog: pytest.LogCaptureFixture, cpu_allocator: bool  # noqa: ANN001
 ) -> None:
-    code = _fit(trainkit, "--batch_size.search", "true", "--trainer.max_epochs", "1")
+    code = _fit(trainkit, "--batch_size.search", "true", "--trainer.max_epochs", "1",
+                "--model.init_args.backbone.init_args.cpu_allocator", str(cpu_allocator).lower())
     assert code == 0
     assert "batch-size search: per-device batch 16 (32 ran out of memory); effective batch 64 kept with " \
            "--trainer.accumulate_grad_batches 4" in caplog.text

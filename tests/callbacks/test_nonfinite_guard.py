@@ -55,6 +55,7 @@ def test_stop_names_the_first_bad_step_read_only_on_logging_steps(tmp_path: Path
     # Read at the logging step after it (step 9): the last weights verified finite are those of the check at step 5.
     assert Path(event["saved"]).name == "last-good-step5.ckpt" and event["saved"] in str(err.value)
     assert _all_finite(_state(event["saved"]))
+    assert torch.load(event["saved"], weights_only=True)["global_step"] == 5  # the name and the content agree
     assert read_metrics(tmp_path / "run" / "version_0")[NONFINITE_KEY].steps.tolist() == [BAD_STEP]
 
 

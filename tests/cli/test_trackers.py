@@ -36,3 +36,25 @@ def test_mlflow_gets_params_metrics_and_the_config_beside_the_run_folder(workdir
     (artifact,) = [a.path for a in client.list_artifacts(run.info.run_id)]
     downloaded = Path(client.download_artifacts(run.info.run_id, artifact, str(workdir)))
     assert artifact == "config.yaml" and downloaded.read_text() == (run_dir / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize(("uri", "why"), [
+    ("bogus://x", "unsupported URI 'bogus://x'"),
+    ("http://127.0.0.1:9", "onnection refused"),  # nothing listens on port 9: refused at once, retried briefly
+    ("file:{workdir}/a_file/mlruns", "Not a directory"),  # a store that cannot be written (root ignores modes)
+])
+def test_a_tracking_uri_that_cannot_be_used_is_named_in_one_line_before_training(
+    workdir: Path, trainkit, capsys, uri: str, why: str  # noqa: ANN001
+) -> None:
+    pytest.importorskip("mlflow")
+    import time
+
+    (workdir / "a_file").write_text("")
+    uri = uri.format(workdir=workdir)
+    started = time.monotonic()
+    code = trainkit("fit", *TINY_DIGITS, "--config", MLFLOW, "--trainer.logger.init_args.tracking_uri", uri)
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and time.monotonic() - started < 60, error
+    assert error.startswith(f"trainkit: error: MLflow cannot use tracking_uri {uri} (") and why in error, error
+    assert "set --trainer.logger.init_args.tracking_uri" in error
+    assert not (workdir / "runs" / "digits" / "version_0" / "checkpoints").exists()  # it stopped before training

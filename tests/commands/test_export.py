@@ -84,3 +84,15 @@ def test_cli_exports_by_alias_and_rejects_bad_input(run_dir: Path, trainkit, cap
     assert "checkpoint 'missing.ckpt' does not exist" in capsys.readouterr().err
     assert trainkit("export", "--ckpt_path", "last", "--experiment", "digits", "--format", "pdf") == 2
     assert "pdf" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("format", ["torchscript", "onnx"])
+def test_an_output_folder_that_cannot_be_written_is_named_before_the_export(tmp_path: Path, format: str) -> None:
+    from trainkit.errors import ConfigError
+
+    ckpt = tmp_path / "model.ckpt"
+    torch.save({"state_dict": {}}, ckpt)
+    (tmp_path / "a_file").write_text("")  # a folder that cannot be made (root ignores read-only modes)
+    with pytest.raises(ConfigError, match=rf"^cannot write the export into {tmp_path / 'a_file'} \(\w+Error: .*\); "
+                                          "pass --output in a writable folder"):
+        export(ckpt_path=str(ckpt), format=format, output=str(tmp_path / "a_file" / f"model.{format}"))

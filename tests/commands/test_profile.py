@@ -28,3 +28,10 @@ def test_profile_writes_trace_table_and_split(workdir: Path, trainkit, capsys: p
 def test_profile_rejects_zero_steps(workdir: Path, trainkit, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
     assert trainkit("profile", *TINY_DIGITS, "--steps", "0") == 2
     assert "--steps 0" in capsys.readouterr().err
+
+
+def test_profile_keeps_the_runs_max_epochs(workdir: Path, trainkit, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    # TINY_DIGITS: 1 epoch of 4 batches. 6 steps do not fit; the epochs are not silently made unbounded.
+    assert trainkit("profile", *TINY_DIGITS, "--steps", "6", "--warmup", "0") == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("trainkit: error: the run ended before 6 steps") and "--trainer.max_epochs" in error

@@ -13,6 +13,7 @@ from tests.data._streams import write_pattern_folder
 from trainkit.commands.shard import shard_datamodule
 from trainkit.data import ImageFolderDataModule, ShapesDataModule, StreamingDataModule
 from trainkit.data.shards import sha256
+from trainkit.errors import ConfigError
 
 
 def test_shard_command_writes_the_digits_splits_with_a_manifest(workdir: Path, trainkit, capsys) -> None:  # noqa: ANN001
@@ -72,3 +73,16 @@ def test_an_empty_split_fails_in_one_line(workdir: Path, trainkit, capsys) -> No
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0
     assert err[-1].startswith("trainkit: error: the test split of DigitsDataModule is empty")
+
+
+def test_an_out_that_is_a_file_or_a_foreign_folder_is_refused(tmp_path: Path) -> None:
+    from trainkit.data import DigitsDataModule
+
+    (tmp_path / "file").write_text("mine")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=r"--out .*/file is a file, not a folder; pass a new or empty folder"):
+        shard_datamodule(DigitsDataModule(), tmp_path / "file")
+    with pytest.raises(ConfigError, match=r"--out .*/folder already holds files and is not a shard folder"):
+        shard_datamodule(DigitsDataModule(), tmp_path / "folder")
+    assert [p.name for p in (tmp_path / "folder").iterdir()] == ["notes.txt"]

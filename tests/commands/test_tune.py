@@ -24,7 +24,8 @@ def test_six_trials_two_at_once_prune_and_best_yaml_reproduces_the_best(
 ) -> None:
     search = write_space(workdir)
     code = trainkit("tune", *TRIAL_ARGS, "--search", search, "--n_trials", "6", "--n_jobs", "2",
-                    "--sampler", "random", "--seed", "2", "--startup_trials", "2")
+                    "--sampler", "random", "--seed", "2", "--startup_trials", "2",
+                    "--warmup_validations", "0")  # two-validation trials: judged at the first, to see pruning work
     out = capsys.readouterr().out
     assert code == 0, out[-3000:]
     study = workdir / STUDY
@@ -32,7 +33,7 @@ def test_six_trials_two_at_once_prune_and_best_yaml_reproduces_the_best(
     assert [int(r["number"]) for r in rows] == list(range(6))
     states = [r["state"] for r in rows]
     assert set(states) <= {"complete", "pruned"} and "pruned" in states, states
-    assert "6/6 trials" in out and "pruned" in out  # the table printed at the end
+    assert "6/6 trials" in out and "pruned at val 1" in out  # the table printed at the end
     for row in rows:  # every trial, pruned or not, is a run folder like any other
         run = Path(row["run_folder"])
         assert run == STUDY / f"trial_{row['number']}"
@@ -146,3 +147,28 @@ def test_slurm_renders_one_array_job_of_runners_without_submitting(workdir: Path
     assert srun.endswith("--ckpt_path auto")  # a requeued task resumes its trial
     assert len(list((workdir / STUDY).glob("sbatch_*.sh"))) == 1
     assert [t.state.name for t in journal_trials(workdir / STUDY, "tiny")] == ["WAITING"]  # the baseline, queued
+
+
+@pytest.mark.parametrize("study", ["../../../../x", "../victim", "a/b", "/tmp/abs"])
+def test_a_study_name_that_leaves_the_experiment_folder_is_refused(
+    workdir: Path, trainkit, capsys, study: str  # noqa: ANN001
+) -> None:
+    search = write_space(workdir)
+    (workdir / "R").mkdir()
+    assert trainkit("tune", *TRIAL_ARGS, "--runs_dir", "R", "--search", search, "--study", study) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"trainkit: error: --study {study!r} would put the study outside") and "\n" not in error
+    assert sorted(p.name for p in workdir.iterdir()) == ["R", "tiny.yaml"] and not any((workdir / "R").iterdir())
+
+
+def test_an_experiment_folder_linked_outside_the_runs_folder_is_refused(
+    workdir: Path, trainkit, capsys  # noqa: ANN001
+) -> None:
+    search = write_space(workdir)
+    (workdir / "R").mkdir()
+    (workdir / "victim").mkdir()
+    (workdir / "R" / "digits").symlink_to(workdir / "victim")
+    assert trainkit("tune", *TRIAL_ARGS, "--runs_dir", "R", "--search", search) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("trainkit: error: experiment folder R/digits is a link to") and "outside" in error
+    assert not any((workdir / "victim").iterdir())

@@ -50,3 +50,20 @@ def test_missing_or_empty_folder(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="no class folders"):
         ImageFolderDataModule(str(tmp_path / "empty")).setup()
+
+
+def test_a_corrupt_image_is_named_in_one_line_even_from_a_loader_worker(tmp_path: Path) -> None:
+    from trainkit.console import one_line
+
+    _make_images(tmp_path, per_class=2)
+    broken = tmp_path / "dog" / "1.png"
+    broken.write_bytes(broken.read_bytes()[:40])  # cut short: a copy that never finished
+    dataset = ImageFolderDataModule(str(tmp_path), image_size=16, num_workers=0)._folder(tmp_path, None)
+    index = next(i for i, (path, _) in enumerate(dataset.samples) if path == str(broken))
+    with pytest.raises(ConfigError, match=rf"^image {broken} cannot be read \(\w+Error: .*\); remove or replace it"):
+        dataset[index]
+    loader = torch.utils.data.DataLoader(dataset, batch_size=6, num_workers=1, collate_fn=list)
+    with pytest.raises(ConfigError) as caught:
+        next(iter(loader))
+    assert one_line(caught.value).startswith(f"image {broken} cannot be read (")
+    assert "\n" not in one_line(caught.value)

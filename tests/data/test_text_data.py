@@ -100,3 +100,12 @@ def test_max_length_shorter_than_every_prompt() -> None:
     data = InstructionDataModule(template="{instruction} {input} =", max_length=4, **SMALL)
     with pytest.raises(ConfigError, match=r"max_length=4 is shorter than every \w+ prompt .* raise --data"):
         data.setup("fit")
+
+
+def test_a_jsonl_with_bytes_that_are_not_utf8_names_the_file_and_line(tmp_path: Path) -> None:
+    from trainkit.data._text import read_records
+
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b'{"instruction": "a", "output": "b"}\n{"instruction": "caf\xe9", "output": "d"}\n')
+    with pytest.raises(ConfigError, match=rf"^{path} line 2: not UTF-8 text \(byte 0xe9 at column 21\); save it"):
+        read_records(path, ("instruction", "output"))

@@ -84,3 +84,55 @@ def test_flags_use_the_runs_own_lr() -> None:
     findings = diagnose(_curves([1.0 + 0.2 * i for i in range(20)]))
     assert findings[0].case == "diverging"
     assert "--model.init_args.optimizer.lr 0.001" in findings[0].flags
+
+
+def _run(train: list[float], val: list[float], metric: list[float], epochs: int, **config: object) -> Curves:
+    """Curves of a run of `epochs` epochs of 10 logged steps each: a validation (val loss, monitor) per epoch."""
+    steps = np.linspace(0, 10 * epochs - 1, len(train))
+    val_steps = 10 * np.arange(1, epochs + 1, dtype=float) - 1
+    epoch_axis = np.arange(epochs, dtype=float)
+    name = str(config.get("monitor", "val/acc"))
+    return Curves(
+        train=Series("train/loss_step", steps, np.asarray(train, dtype=float), steps // 10),
+        val=Series("val/loss", val_steps, np.asarray(val, dtype=float), epoch_axis),
+        monitor=Series(name, val_steps, np.asarray(metric, dtype=float), epoch_axis),
+        monitor_mode=str(config.get("mode", "max")), lr=Series("train/lr"), grad_norm=Series("train/grad_norm"),
+        nonfinite_steps=[], config={"trainer": {"max_epochs": epochs}, **config},
+    )
+
+
+def test_a_run_blown_far_above_chance_loss_is_diverged_even_with_few_points() -> None:
+    # LR 50 with the preflight off: the loss is astronomically high from the first logged step, accuracy at chance.
+    curves = _run([3.1e10, 2.2e11, 1.7e11], [2.6e11, 2.5e11], [0.10, 0.10], 2,
+                  model={"init_args": {"num_classes": 10, "optimizer": {"lr": 50.0}}})
+    (finding,) = diagnose(curves)
+    assert finding.case == "diverged"
+    assert "val loss reached 2.6e+11, chance is 2.3 (ln 10 classes)" in finding.evidence
+    assert "val/acc best 0.1, chance 0.1" in finding.evidence
+    assert "--model.init_args.optimizer.lr 5" in finding.flags
+
+
+def test_a_run_still_improving_when_the_schedule_ended_is_unfinished_with_a_growing_gap() -> None:
+    # The language run of issue 23: exact match climbing 0.20 -> 0.54 over 20 epochs, val loss flat near 0.65 while
+    # the train loss falls to 0.3.
+    epochs = 20
+    match = [0.20 + 0.34 * (i / (epochs - 1)) ** 0.8 for i in range(epochs)]
+    val = [0.66 + 0.01 * ((-1) ** i) - 0.002 * i for i in range(epochs)]
+    train = [1.0 * (0.3 / 1.0) ** (i / 199) for i in range(200)]
+    curves = _run(train, val, match, epochs, monitor="val/exact_match", mode="max",
+                  model={"init_args": {"optimizer": {"lr": 1e-3}}})
+    found = {f.case: f for f in diagnose(curves)}
+    assert set(found) == {"unfinished", "gap"}, {k: f.evidence for k, f in found.items()}
+    assert "val/exact_match rose 0.2 -> 0.54" in found["unfinished"].evidence
+    assert "--trainer.max_epochs 40" in found["unfinished"].flags
+    assert "train loss fell 0.889 -> 0.338 while val loss stayed near 0.616" in found["gap"].evidence
+    assert "--model.init_args.optimizer.weight_decay 0.1" in found["gap"].flags
+    assert any("more training data" in flag for flag in found["gap"].flags)
+
+
+def test_a_run_whose_monitor_levelled_off_is_not_unfinished() -> None:
+    epochs = 20
+    match = [0.54 - 0.34 * 0.6 ** i for i in range(epochs)]  # most of the gain in the first epochs
+    val = [1.0 * 0.6 ** (i / 4) + 0.3 for i in range(epochs)]
+    train = [1.0 * 0.6 ** (i / 40) + 0.25 for i in range(200)]
+    assert diagnose(_run(train, val, match, epochs, monitor="val/exact_match", mode="max")) == []

@@ -62,3 +62,37 @@ def test_the_report_tables_every_trial_and_writes_trials_csv(tmp_path: Path) -> 
     assert (folder / "trials.csv").read_text().splitlines()[0] == (
         "number,state,value,model.init_args.optimizer.lr,duration_s,run_folder,baseline")
     assert not (folder / "best.yaml").exists()  # trial 1 has no run folder here, so no config to copy
+
+
+def _study_with_values(folder: Path, values: tuple[float, ...]) -> studies.StudySettings:
+    settings = _settings(n_trials=5)
+    studies.write_settings(folder, settings)
+    study = studies.load(folder, settings)
+    distributions = studies.SearchSpace.from_dict(SPACE).distributions()
+    for value in values:
+        study.tell(study.ask(distributions), value)
+    return settings
+
+
+@pytest.mark.parametrize("appended", [False, True])
+def test_a_journal_torn_mid_line_is_repaired_and_the_study_goes_on(
+    tmp_path: Path, trainkit, capsys, appended: bool  # noqa: ANN001
+) -> None:
+    folder = tmp_path / "tune_s"
+    settings = _study_with_values(folder, (0.5, 0.9))
+    journal = folder / studies.JOURNAL
+    lines = journal.read_bytes().splitlines(keepends=True)
+    journal.write_bytes(b"".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])  # a node lost mid-write
+    if appended:  # a runner that did not look appends its record onto the torn line (Optuna issue #5138)
+        with journal.open("ab") as file:
+            file.write(b'{"op_code":0,"worker_id":"w","study_name":"other","directions":[1]}\n')
+    assert trainkit("tune", "--show", folder) == 0
+    captured = capsys.readouterr()
+    assert f"{journal} had a torn line" in captured.err and "\n" not in captured.err.strip()
+    assert "study 's', 2/5 trials (1 complete, 1 running)" in captured.out  # trial 1's last write was cut
+    study = studies.load(folder, settings)
+    assert [t.value for t in study.get_trials() if t.value is not None] == [0.5]
+    study.tell(study.ask(studies.SearchSpace.from_dict(SPACE).distributions()), 0.7)  # the study goes on
+    assert len(studies.load(folder, settings).get_trials()) == 3
+    kept = list(folder.glob("journal.log.torn-*"))
+    assert len(kept) == 1 and lines[-1][: len(lines[-1]) // 2] in kept[0].read_bytes()

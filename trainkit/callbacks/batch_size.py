@@ -127,7 +127,9 @@ class BatchSize(Callback):
                 total = torch.cuda.mem_get_info(module.device)[1]
                 return peak <= (1 - self.margin) * total
             return True
-        except torch.OutOfMemoryError:
+        except RuntimeError as error:
+            if not is_out_of_memory(error):
+                raise
             return False
         finally:
             module.zero_grad(set_to_none=True)
@@ -135,6 +137,12 @@ class BatchSize(Callback):
             gc.collect()
             if cuda:
                 torch.cuda.empty_cache()
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """A CUDA out-of-memory error, or the CPU allocator's (a plain RuntimeError: "DefaultCPUAllocator: can't
+    allocate memory")."""
+    return isinstance(error, torch.OutOfMemoryError) or "DefaultCPUAllocator: can't allocate memory" in str(error)
 
 
 def fit_with_oom_recovery(trainer: Trainer, **fit_kwargs: Any) -> None:
@@ -149,8 +157,10 @@ def fit_with_oom_recovery(trainer: Trainer, **fit_kwargs: Any) -> None:
         try:
             trainer.fit(**fit_kwargs)
             return
-        except torch.OutOfMemoryError:
-            pass  # leave the except block first: its traceback holds the tensors that filled the memory
+        except RuntimeError as error:
+            if not is_out_of_memory(error):
+                raise
+            error = None  # leave the except block first: its traceback holds the tensors that filled the memory
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

@@ -85,7 +85,8 @@ class Doctor(Callback):
         print(table(report) + f"\n  report: {report.markdown}  plot: {report.plot}", flush=True)
 
     def _check_all_monitors(self, trainer: Trainer) -> None:
-        if self.preflight and not self._monitors_checked:
+        # With the preflight off too: one look at the first validation's metrics, or Lightning fails after it.
+        if not self._monitors_checked:
             self._monitors_checked = True
             self._report(missing_monitors(monitored_metrics(trainer), trainer.callback_metrics), trainer)
 

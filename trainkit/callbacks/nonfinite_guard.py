@@ -223,6 +223,11 @@ class NonFiniteGuard(Callback):
             path = folder / f"last-good-step{step}-{index}.ckpt"
         # Weights only: the optimizer's moments may already hold the bad step's NaN.
         trainer.save_checkpoint(path, weights_only=True)
+        # The weights are step `step`'s (restored from the snapshot): the file says so too.
+        if trainer.is_global_zero and step != trainer.global_step and path.is_file():
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            checkpoint["global_step"] = step
+            torch.save(checkpoint, path)
         return str(path)
 
 

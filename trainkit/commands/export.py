@@ -10,6 +10,7 @@ for at least `min_agreement` of the samples. The file is kept either way; a fail
 from __future__ import annotations
 
 import copy
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from torch import Tensor, nn
 
 from trainkit.checkpoints import load_checkpoint as read_checkpoint
 from trainkit.checkpoints import saved_class
+from trainkit.errors import ConfigError
 from trainkit.runs import resolve_ckpt_path, run_dir_of_checkpoint
 
 Format = Literal["torchscript", "onnx", "state_dict"]
@@ -64,9 +66,9 @@ def export(
         min_agreement: smallest share of same predicted classes accepted for an int8 export.
     """
     ckpt = resolve_ckpt_path(ckpt_path, runs_dir, experiment)
-    model, batch = load_checkpoint(ckpt)
     path = Path(output) if output else _default_output(Path(ckpt), format, quantize)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _check_writable(path.parent)
+    model, batch = load_checkpoint(ckpt)
     with torch.no_grad():
         reference = model(batch)
         exported = quantize_int8(model) if quantize == "int8" and format != "onnx" else model
@@ -91,6 +93,18 @@ def export(
             "the model may not suit int8 (try without --quantize)"
         )
     return report
+
+
+def _check_writable(folder: Path) -> None:
+    """Create `folder` and write a probe in it, so a read-only or full place is named before the export runs (ONNX
+    and TorchScript report it without the path, TorchScript as a C++ `enforce fail`)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder) as probe:
+            probe.write(b"0")
+    except OSError as error:
+        raise ConfigError(f"cannot write the export into {folder} ({type(error).__name__}: {error.strerror or error}); "
+                          "pass --output in a writable folder") from error
 
 
 def load_checkpoint(ckpt_path: str | Path) -> tuple[nn.Module, Tensor]:

@@ -95,7 +95,7 @@ def main(argv: list[str]) -> None:
         raise ConfigError(f"--steps {args.steps}, --warmup {args.warmup} and --rows {args.rows} must be positive "
                           "(--warmup may be 0); e.g. --steps 20 --warmup 5")
     total = args.steps + args.warmup
-    cli = quiet_cli([*rest, "--trainer.max_steps", str(total), "--trainer.max_epochs", "-1",
+    cli = quiet_cli([*rest, "--trainer.max_steps", str(total),  # the run's own max_epochs still bounds it
                      "--trainer.limit_val_batches", "0", "--trainer.num_sanity_val_steps", "0",
                      "--doctor.preflight", "false", "--test_after_fit", "false"])
     out = args.out or Path(cli.config.runs_dir) / cli.config.experiment / "profile"
@@ -116,9 +116,9 @@ def main(argv: list[str]) -> None:
     split = StepSplit(profiler, args.warmup)
     cli.trainer.callbacks.append(split)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    if split.steps == 0 or not tables:
+    if split.steps < args.steps or not tables:
         raise ConfigError(f"the run ended before {total} steps (warm-up included); lower --steps or --warmup, or "
-                          "give it more data (--trainer.limit_train_batches)")
+                          "raise --trainer.max_epochs or --trainer.limit_train_batches")
     ops = tables[-1]
     (out / "top_ops.txt").write_text(ops)
     device = "CUDA" if cuda else "CPU"

@@ -27,6 +27,7 @@ from trainkit.data.shards import (
     MANIFEST,
     EncodedImage,
     encode_sample,
+    read_manifest,
     sha256,
     write_manifest,
 )
@@ -151,13 +152,13 @@ def shard(argv: list[str], out: Path, split: str = "all", shard_size_mb: float =
 def shard_datamodule(datamodule: LightningDataModule, out: Path, split: str = "all",
                      shard_bytes: int = 256 << 20) -> dict[str, Any]:
     """Write `split` (or all three) of `datamodule` into `out` and update its manifest; return the manifest."""
-    import json
-
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder; pass a new or empty folder for the shards")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise ConfigError(f"--out {out} already holds files and is not a shard folder (no {MANIFEST}); pass a new "
+                          "or empty folder, or a shard folder to update")
+    manifest = read_manifest(out) if out.is_dir() and any(out.iterdir()) else {"format": FORMAT, "splits": {}}
     out.mkdir(parents=True, exist_ok=True)
-    path = out / MANIFEST
-    manifest = json.loads(path.read_text()) if path.is_file() else {}
-    if manifest.get("format") != FORMAT:
-        manifest = {"format": FORMAT, "splits": {}}
     for name in SPLITS if split == "all" else (split,):
         manifest["splits"][name] = write_split(datamodule, name, out, shard_bytes)
         manifest["source"] = f"{type(datamodule).__module__}.{type(datamodule).__qualname__}"

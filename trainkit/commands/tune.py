@@ -47,7 +47,8 @@ class TuneOptions:
         seed: Seed of the sampler (trial n draws with seed * 10000 + n, so parallel runners never repeat a
             draw); the trials themselves keep the config's seed_everything.
         startup_trials: Trials sampled at random, and finished unpruned, before TPE and the median pruner act.
-        warmup_validations: Validations of each trial that are never pruned.
+        warmup_validations: Validations of each trial that are never pruned; unset: the first quarter of each
+            trial's validations (at least one), so no trial is judged at chance level in its first epochs.
         baseline: Make trial 0 the config's own values (when the space holds them), so the table shows what the
             search gained over the untuned config.
         show: Print the table of the study in this folder (finished or running) and exit.
@@ -64,7 +65,7 @@ class TuneOptions:
     pruner: Literal["median", "hyperband", "none"] = "median"
     seed: int = 0
     startup_trials: int = 5
-    warmup_validations: int = 0
+    warmup_validations: int | None = None
     baseline: bool = True
     show: str | None = None
     slurm: bool = False
@@ -76,7 +77,7 @@ class TuneOptions:
                 raise ConfigError(f"--{name} {getattr(self, name)} must be at least 1")
         if self.timeout is not None and self.timeout <= 0:
             raise ConfigError(f"--timeout {self.timeout:g} must be > 0 seconds")
-        if self.startup_trials < 0 or self.warmup_validations < 0:
+        if self.startup_trials < 0 or (self.warmup_validations or 0) < 0:
             raise ConfigError("--startup_trials and --warmup_validations must be >= 0")
         if self.show is None and self.search is None:
             raise ConfigError("--search S.yaml is required: the search space (see configs/tune/digits.yaml)")
@@ -144,6 +145,7 @@ def _split(argv: list[str]) -> tuple[list[str], list[str]]:
 def _prepare(options: TuneOptions, fit_args: list[str]) -> tuple[Path, StudySettings]:
     """Check the search against the config and create (or continue) the study; nothing trains yet."""
     from trainkit.cli import parse_only
+    from trainkit.runs import check_inside_runs_dir
     from trainkit.tune import study as studies
     from trainkit.tune.space import SearchSpace
 
@@ -162,6 +164,7 @@ def _prepare(options: TuneOptions, fit_args: list[str]) -> tuple[Path, StudySett
     if options.sampler == "grid":
         space.grid()
     name = options.study or Path(options.search).stem  # type: ignore[arg-type]
+    check_inside_runs_dir(config.runs_dir, config.experiment, None, study=name)
     settings = studies.StudySettings(
         name=name, space=space.to_dict(), monitor=config.monitor, mode=config.mode, n_trials=options.n_trials,
         sampler=options.sampler, pruner=options.pruner, seed=options.seed, startup_trials=options.startup_trials,

@@ -39,7 +39,14 @@ def read_records(path: str | Path, fields: Sequence[str], optional: Sequence[str
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"data file '{path}' does not exist; pass a JSON or JSONL file of {', '.join(fields)}")
-    text = path.read_text(encoding="utf-8")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        raise ConfigError(f"{path} line {line}: not UTF-8 text (byte 0x{data[error.start]:02x} at column {column}); "
+                          "save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)") from error
     if path.suffix == ".json":
         items = _parse(text, path, "the file") if text.strip() else []
         rows = list(enumerate(items if isinstance(items, list) else [items], start=1))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -13,6 +15,18 @@ from trainkit.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def read_image(path: str, mode: str) -> Any:
+    """The image at `path` in `mode`; a ConfigError naming the file when it cannot be decoded."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.convert(mode)
+    except (OSError, SyntaxError, ValueError) as error:  # PIL's errors for truncated, corrupt or foreign files
+        raise ConfigError(f"image {path} cannot be read ({type(error).__name__}: {error}); remove or replace "
+                          "it") from error
 
 
 class ImageFolderDataModule(SplitDataModule):
@@ -67,16 +81,9 @@ class ImageFolderDataModule(SplitDataModule):
     def _folder(self, path: Path, transform) -> Dataset:  # noqa: ANN001
         from torchvision.datasets import ImageFolder
 
-        loader = None
-        if self.grayscale:
-            from PIL import Image
-
-            def loader(p: str) -> Image.Image:
-                with Image.open(p) as image:
-                    return image.convert("L")
-
         try:
-            return ImageFolder(str(path), transform=transform, **({"loader": loader} if loader else {}))
+            return ImageFolder(str(path), transform=transform, loader=functools.partial(
+                read_image, mode="L" if self.grayscale else "RGB"))
         except (FileNotFoundError, RuntimeError) as error:
             raise ConfigError(
                 f"no class folders with images under '{path}' ({error}); expected {path}/<class>/img.png"

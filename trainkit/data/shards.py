@@ -127,8 +127,13 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
         hint = "the folder does not exist" if not Path(folder).is_dir() else f"no {MANIFEST} in it"
         raise ConfigError(f"'{folder}' is not a shard folder ({hint}); write one with "
                           f"`trainkit shard --config X.yaml --out {folder}`")
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != FORMAT:
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path} is not valid JSON ({error}); remove the folder and write the shards again with "
+                          f"`trainkit shard --config X.yaml --out {folder}`") from error
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        manifest = manifest if isinstance(manifest, dict) else {}
         raise ConfigError(f"'{path}' is format {manifest.get('format')!r}, not {FORMAT!r}; write the shards again "
                           "with `trainkit shard`")
     return manifest

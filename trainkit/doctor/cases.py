@@ -9,6 +9,7 @@ costs the user more than a missed subtle one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from trainkit.doctor.evidence import (
     Evidence,
     Hit,
     Settings,
+    config_number,
     last_step,
     nonfinite_steps,
     value_at,
@@ -63,6 +65,30 @@ def _nan(e: Evidence) -> Hit | None:
     if caught:
         parts.append(f"the non-finite guard caught {len(caught)} step(s), first at step {caught[0]}")
     return Hit(steps[0], last_step(curves), "; ".join(parts))
+
+
+CHANCE_LOSS_TIMES = 100  # cross-entropy starts near ln(classes); 100x that is a blown-up run, never a slow one
+
+
+def _diverged(e: Evidence) -> Hit | None:
+    classes = config_number(e.curves.config, "model", "init_args", "num_classes")
+    if not isinstance(classes, int) or classes < 2:
+        return None
+    chance = math.log(classes)
+    parts = [(name, series.finite()) for name, series in (("train loss", e.curves.train), ("val loss", e.curves.val))]
+    parts = [(name, series) for name, series in parts if len(series)]
+    if not parts:
+        return None
+    name, series = max(parts, key=lambda part: float(part[1].values.max()))
+    worst = float(series.values.max())
+    if worst <= CHANCE_LOSS_TIMES * chance:
+        return None
+    evidence = f"{name} reached {worst:.3g}, chance is {chance:.2g} (ln {classes} classes)"
+    accuracy = e.curves.monitor.finite()
+    if "acc" in accuracy.name and len(accuracy):
+        evidence += f"; {accuracy.name} best {float(accuracy.values.max()):.3g}, chance {1 / classes:.2g}"
+    start = int(series.steps[int(np.argmax(series.values > CHANCE_LOSS_TIMES * chance))])
+    return Hit(start, last_step(e.curves), evidence)
 
 
 def _diverging(e: Evidence) -> Hit | None:
@@ -188,6 +214,63 @@ def _overfitting(e: Evidence) -> Hit | None:
                f"stop at epoch {epoch}", stop_epoch=epoch)
 
 
+def _unfinished(e: Evidence) -> Hit | None:
+    metric = e.curves.monitor.finite()
+    if len(metric) < 5:  # a trend at the end needs a start, a middle and a last quarter of two or more
+        return None
+    sign = 1.0 if e.curves.monitor_mode == "max" else -1.0
+    values = sign * metric.values
+    gain = float(values.max() - values[0])
+    if gain <= 0.02 * max(abs(float(values[0])), abs(float(values.max())), 1e-12):
+        return None
+    quarter = max(2, len(values) // 4)
+    recent = float(values[-1] - values[-quarter - 1])
+    # Ends at (or next to) its best and made a fifth or more of its whole gain in the last quarter: still climbing.
+    if not (values[-1] >= values.max() - 0.05 * gain and recent >= 0.2 * gain):
+        return None
+    verb = "rose" if sign > 0 else "fell"
+    return Hit(int(metric.steps[-quarter - 1]), int(metric.steps[-1]),
+               f"{metric.name} {verb} {metric.values[0]:.3g} -> {metric.values[-1]:.3g} over {len(values)} "
+               f"validations, {100 * recent / gain:.0f}% of that in the last {quarter}: still improving when the "
+               "run ended")
+
+
+def _longer(run: Settings) -> list[str]:
+    if not run.max_epochs:
+        return ["train for about twice as many epochs (--trainer.max_epochs)"]
+    flag = f"--trainer.max_epochs {2 * run.max_epochs}"
+    return [flag, f"--ckpt_path last {flag} (continue this run for the extra epochs)"]
+
+
+def _gap(e: Evidence) -> Hit | None:
+    val, t = e.curves.val.finite(), e.trend
+    if len(val) < 5 or t.drop < 0.3:
+        return None
+    half = len(val) // 2
+    k = max(1, min(3, (len(val) - half) // 2))
+    val_mid, val_end = float(np.median(val.values[half: half + k])), float(np.median(val.values[-k:]))
+    train_mid, train_start = value_at(e.train, int(val.steps[half])), value_at(e.train, int(val.steps[0]))
+    if train_mid is None or train_start is None or train_mid <= 0:
+        return None
+    train_fall = (train_mid - t.tail) / abs(train_mid)
+    val_fall = (val_mid - val_end) / max(abs(val_mid), 1e-12)
+    gap_start, gap_end = float(val.values[0]) - train_start, val_end - t.tail
+    # In the second half training kept improving at three times validation's pace, and the gap between them grew.
+    if not (train_fall > 0.15 and val_fall < train_fall / 3 and gap_end > 0.2 * abs(val_end)
+            and gap_end > gap_start + 0.1 * abs(val_end)):
+        return None
+    return Hit(int(val.steps[half]), int(val.steps[-1]),
+               f"train loss fell {t.head:.3g} -> {t.tail:.3g} while val loss stayed near {val_end:.3g} "
+               f"(second half: train {100 * train_fall:.0f}% lower, val {100 * val_fall:.0f}%); the gap grew "
+               f"{gap_start:.2g} -> {gap_end:.2g}")
+
+
+def _regularise(run: Settings) -> list[str]:
+    decay = max(0.1, 2 * run.weight_decay) if run.weight_decay else 0.1
+    return [f"--model.init_args.optimizer.weight_decay {decay:.3g}",
+            "add more training data (or augmentation) so the model cannot memorise it", "--early_stopping.patience 3"]
+
+
 def _stop_at_best(hit: Hit) -> str:
     epoch = hit.stop_epoch
     return f"--trainer.max_epochs {epoch + 1}" if epoch is not None else "--trainer.max_epochs <best epoch + 1>"
@@ -224,8 +307,9 @@ def _more_workers() -> list[str]:
     return [f"{data}.num_workers {workers}" for data in _DATA]
 
 
-_WHOLE_TRAIN_CURVE = ("diverging", "oscillating")  # these describe the whole curve; milder rules would restate them
-_WHOLE_RUN = ("diverging", "flat")  # with training itself broken, validation says nothing more
+# These describe the whole curve; milder rules would restate them.
+_WHOLE_TRAIN_CURVE = ("diverged", "diverging", "oscillating")
+_WHOLE_RUN = ("diverged", "diverging", "flat")  # with training itself broken, validation says nothing more
 
 CASES: dict[str, Case] = {case.name: case for case in (
     Case("nan", "NaN loss",
@@ -235,6 +319,11 @@ CASES: dict[str, Case] = {case.name: case for case in (
     Case("diverging", "diverging", ("LR too high", "exploding gradients", "bad data", "no input normalisation"),
          _diverging, lambda hit, run: [run.lr_times(0.1, "<LR/10>"), CLIP, "--model.init_args.scheduler.warmup 0.05"],
          color="red"),
+    Case("diverged", "diverged (loss far above chance)",
+         ("LR far too high", "exploding gradients", "no input normalisation"),
+         _diverged, lambda hit, run: [run.lr_times(0.1, "<LR/10>"), CLIP, "--model.init_args.scheduler.warmup 0.05",
+                                      "--doctor.preflight true (it stops such a run in its first seconds)"],
+         color="red", needs_trend=False, superseded_by=("nan", "diverging")),
     Case("oscillating", "oscillating", ("LR too high", "batch too small", "poor shuffling", "bad samples"),
          _oscillating, lambda hit, run: [run.lr_times(0.1, "<LR/10>"), run.batch_times(4), CLIP],
          color="purple", superseded_by=("diverging",)),
@@ -263,6 +352,12 @@ CASES: dict[str, Case] = {case.name: case for case in (
              Try("augment the training data (or collect more)",
                  tuple(f"{data}.train_transform trainkit.augment.ImageAugment (augmentation)" for data in _DATA))],
          color="tab:blue", superseded_by=_WHOLE_RUN),
+    Case("gap", "train/val gap growing", ("the model memorises the training set: too little data or regularisation",),
+         _gap, lambda hit, run: _regularise(run), color="cyan",
+         superseded_by=(*_WHOLE_RUN, "oscillating", "val_flat", "overfitting")),
+    Case("unfinished", "unfinished (still improving)", ("the schedule ended before the model converged",),
+         _unfinished, lambda hit, run: _longer(run), color="green", needs_trend=False,
+         superseded_by=("nan", *_WHOLE_RUN, "oscillating")),
     Case("input_bound", "input-bound",
          ("too few loader workers", "slow decoding or augmentation", "slow storage",
           "no pinned memory for host-to-device copies"),

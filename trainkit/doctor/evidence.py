@@ -92,12 +92,16 @@ class Settings:
 
     lr: float | None = None
     batch_size: int | None = None
+    max_epochs: int | None = None
+    weight_decay: float | None = None
 
     @classmethod
     def of(cls, config: dict[str, Any]) -> Settings:
-        """Read the LR and batch size from a run's saved config."""
-        return cls(_config_value(config, "model", "init_args", "optimizer", "lr"),
-                   _config_value(config, "data", "init_args", "batch_size"))
+        """Read the LR, batch size, epochs and weight decay from a run's saved config."""
+        return cls(config_number(config, "model", "init_args", "optimizer", "lr"),
+                   config_number(config, "data", "init_args", "batch_size"),
+                   config_number(config, "trainer", "max_epochs"),
+                   config_number(config, "model", "init_args", "optimizer", "weight_decay"))
 
     def lr_times(self, factor: float, placeholder: str) -> str:
         """The LR flag at `factor` times the run's LR, or with `placeholder` when the LR is unknown."""
@@ -148,7 +152,8 @@ def last_step(curves: Curves) -> int:
     return max(ends + list(curves.nonfinite_steps) or [0])
 
 
-def _config_value(config: dict[str, Any], *keys: str) -> Any:
+def config_number(config: dict[str, Any], *keys: str) -> Any:
+    """The positive number at `keys` in a saved config, or None."""
     node: Any = config
     for key in keys:
         if not isinstance(node, dict) or key not in node:

@@ -52,6 +52,35 @@ def checkpoint_problem(path: str | Path) -> str | None:
         return f"not a complete checkpoint ({error})"
 
 
+def staged_saves(folder: Path, name: str) -> list[Path]:
+    """The staging files of checkpoint `name` in `folder` (`last.ckpt.tmp`, `last.ckpt.tmp.partial`): a save of it
+    began and never finished."""
+    return sorted(folder.glob(f"{name}.ckpt{TMP_SUFFIX}*")) if folder.is_dir() else []
+
+
+def remove_leftovers(run_dir: Path) -> None:
+    """Delete what killed writers left in a run folder: checkpoint staging files, and `.NAME.<pid>` record copies
+    of processes that are gone. Called only when a run is resumed, so no writer of its own is running."""
+    folder = run_dir / "checkpoints"
+    staged = list(folder.glob(f"*{TMP_SUFFIX}")) + list(folder.glob("*.partial")) if folder.is_dir() else []
+    for path in staged:
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    for path in run_dir.glob(".*.*") if run_dir.is_dir() else []:
+        pid = path.suffix.removeprefix(".")
+        if pid.isdigit() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class StagedCheckpointIO(TorchCheckpointIO):
     """Lightning's torch checkpoint IO, staging each file beside its target instead of in the temporary folder.
 
@@ -68,9 +97,9 @@ class StagedCheckpointIO(TorchCheckpointIO):
             with staged.open("wb") as file:
                 torch.save(checkpoint, file)
             os.replace(staged, final)
-        except OSError as error:
+        except BaseException as error:  # torch.save reports a full disk as a RuntimeError: no stray copy either way
             staged.unlink(missing_ok=True)
-            if error.errno == errno.ENOSPC:
+            if isinstance(error, OSError) and error.errno == errno.ENOSPC:
                 raise OSError(error.errno, f"no space left on the device of {final.parent} while saving {final.name}; "
                                            "free space there or set --runs_dir to a disk with room") from error
             raise

@@ -74,8 +74,12 @@ class Provenance(Callback):
         assert self.path is not None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-        partial.write_text(json.dumps(self.record, indent=2, default=str) + "\n")
-        os.replace(partial, self.path)  # a reader never sees half a file
+        try:
+            partial.write_text(json.dumps(self.record, indent=2, default=str) + "\n")
+            os.replace(partial, self.path)  # a reader never sees half a file
+        except OSError:
+            partial.unlink(missing_ok=True)  # a full disk leaves no stray copy; the old record stays
+            raise
 
 
 def _is_bad_input(exception: BaseException) -> bool:

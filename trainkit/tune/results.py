@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from trainkit.tune import study as studies
-from trainkit.tune.trial import VALUE, TrialReporter
+from trainkit.tune.trial import PRUNED_AT, VALUE, TrialReporter
 
 TRIALS_CSV = "trials.csv"
 BEST_YAML = "best.yaml"
@@ -31,7 +31,7 @@ def trial_rows(folder: Path, settings: studies.StudySettings) -> list[dict[str, 
         row.update({key: trial.params.get(key) for key in settings.space})
         row.update({"duration_s": None if duration is None else round(duration, 1),
                     "run_folder": str(folder / f"trial_{trial.number}"),
-                    "baseline": bool(trial.user_attrs.get("baseline"))})
+                    "baseline": bool(trial.user_attrs.get("baseline")), PRUNED_AT: trial.user_attrs.get(PRUNED_AT)})
         rows.append(row)
     return rows
 
@@ -54,7 +54,8 @@ def table(rows: list[dict[str, Any]], settings: studies.StudySettings) -> str:
     lines = []
     for row in rows:
         mark = ("*" if row is best else "") + (" (config)" if row["baseline"] else "")
-        cells = [f"{row['number']}{mark}", row["state"], _fmt(row["value"])]
+        state = f"pruned at val {row[PRUNED_AT]}" if row["state"] == "pruned" and row.get(PRUNED_AT) else row["state"]
+        cells = [f"{row['number']}{mark}", state, _fmt(row["value"])]
         cells += [_fmt(row[key]) for key in short]
         cells.append(_fmt(row["duration_s"]))
         lines.append(cells)
@@ -77,7 +78,8 @@ def write_csv(folder: Path, rows: list[dict[str, Any]]) -> Path:
     path = folder / TRIALS_CSV
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     with tmp.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]) if rows else ["number"])
+        fields = [key for key in rows[0] if key != PRUNED_AT] if rows else ["number"]  # the table says it
+        writer = csv.DictWriter(file, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows({k: ("" if v is None else repr(v) if isinstance(v, float) else v) for k, v in row.items()}
                          for row in rows)

@@ -3,8 +3,12 @@ of runner processes (threads here, SLURM array tasks there) share it without a d
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import json
 import os
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -34,7 +38,8 @@ class StudySettings:
     pruner: str = "median"
     seed: int = 0
     startup_trials: int = 5
-    warmup_validations: int = 0
+    warmup_validations: int | None = None
+    """None: the first quarter of each trial's validations (the trial works it out from its own length)."""
     fit_args: list[str] = field(default_factory=list)
     experiment: str = "default"
     runs_dir: str = "runs"
@@ -80,11 +85,68 @@ def write_settings(folder: Path, settings: StudySettings) -> None:
 
 
 def storage(folder: Path) -> Any:
-    """Optuna's journal storage on `folder/journal.log` (file locks that work on NFS; no server)."""
+    """Optuna's journal storage on `folder/journal.log` (file locks that work on NFS; no server), repaired first."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
+    repair_journal(folder / JOURNAL)
     return JournalStorage(JournalFileBackend(str(folder / JOURNAL)))
+
+
+def repair_journal(path: Path) -> None:
+    """Cut a torn record out of the journal, under Optuna's own lock; Optuna neither detects nor repairs one
+    (issue #5138): a writer lost mid-line leaves half a record, the next append lands on it and every later read
+    fails. The cut bytes are kept beside the journal as `journal.log.torn-<time>`."""
+    if not path.is_file() or not _torn_lines(path.read_bytes()):
+        return
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    lock = JournalFileSymlinkLock(str(path))
+    lock.acquire()
+    try:
+        data = path.read_bytes()  # again: another runner may have repaired it meanwhile
+        torn = _torn_lines(data)
+        if not torn:
+            return
+        kept, cut = [], []
+        for index, line in enumerate(data.splitlines(keepends=True)):
+            if index not in torn:
+                kept.append(line)
+                continue
+            start = _record_start(line)
+            kept += [line[start:]] if start is not None else []
+            cut.append(line[:start])
+        (path.parent / f"{path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}").write_bytes(b"".join(cut))
+        tmp = path.with_name(path.name + ".repair")
+        tmp.write_bytes(b"".join(kept))
+        os.replace(tmp, path)
+    finally:
+        lock.release()
+    print(f"trainkit tune: warning: {path} had a torn line ({sum(map(len, cut))} bytes of a write cut short); "
+          "cut it out and kept it beside the journal", file=sys.stderr, flush=True)
+
+
+def _torn_lines(data: bytes) -> set[int]:
+    """Indexes of the lines that are not one whole JSON record ending in a newline."""
+    torn = set()
+    for index, line in enumerate(data.splitlines(keepends=True)):
+        if not line.endswith(b"\n") or _record_start(line) != 0:
+            torn.add(index)
+    return torn
+
+
+def _record_start(line: bytes) -> int | None:
+    """Where the whole JSON record at the end of `line` starts (0 for an intact line), or None when there is none:
+    a record appended onto a torn one is kept, the torn part before it is cut."""
+    if not line.endswith(b"\n"):
+        return None
+    start = 0
+    while start != -1:
+        with contextlib.suppress(ValueError):
+            if isinstance(json.loads(line[start:]), dict):
+                return start
+        start = line.find(b"{", start + 1)
+    return None
 
 
 def make_sampler(settings: StudySettings, seed: int) -> Any:
@@ -104,9 +166,9 @@ def make_pruner(settings: StudySettings) -> Any:
 
     if settings.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=settings.startup_trials,
-                                           n_warmup_steps=settings.warmup_validations)
+                                           n_warmup_steps=settings.warmup_validations or 0)  # None: the trial waits
     if settings.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=max(1, settings.warmup_validations))
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, settings.warmup_validations or 1))
     return optuna.pruners.NopPruner()
 
 

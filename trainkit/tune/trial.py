@@ -86,7 +86,8 @@ class TrialReporter(Callback):
         prune = False
         if trainer.is_global_zero:
             self.trial.report(value, self.validations)
-            prune = self.trial.should_prune()
+            prune = self.validations > warmup_validations(trainer, self.settings.warmup_validations) and (
+                self.trial.should_prune())
             if prune:
                 self.trial.set_user_attr(PRUNED_AT, self.validations)
         if trainer.world_size > 1:
@@ -122,6 +123,17 @@ class TrialReporter(Callback):
         if trainer.is_global_zero:
             self.trial.set_user_attr(FATAL, message)
         raise ConfigError(message)
+
+
+def warmup_validations(trainer: Trainer, setting: int | None) -> int:
+    """Validations never pruned: `setting`, or when unset the first quarter of this trial's validations (at least
+    one): early epochs sit at chance level in every trial, so a median taken there prunes on noise."""
+    if setting is not None:
+        return setting
+    epochs, every = trainer.max_epochs or -1, trainer.check_val_every_n_epoch or 1
+    if epochs <= 0 or trainer.val_check_interval != 1.0:
+        return 1  # length unknown here (max_steps, several validations an epoch): spare the first one
+    return max(1, math.ceil(0.25 * (epochs // every)))
 
 
 def _die_with_runner() -> None:
