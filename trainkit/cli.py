@@ -134,7 +134,10 @@ class TrainkitCLI(LightningCLI):
                     parser.link_arguments(name, f"{key}.{name}")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        super().parse_arguments(parser, args)
+        with warnings.catch_warnings():
+            # Commands (check, lr-find, tune) pass their own argv on purpose; Lightning would print it as a mistake.
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+            super().parse_arguments(parser, args)
         config = self.config.get(self.config.get("subcommand") or "", self.config)
         _hand_runs_dir(config)
         if "ckpt_path" in config:

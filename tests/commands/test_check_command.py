@@ -19,10 +19,13 @@ def _problems(capsys: pytest.CaptureFixture) -> list[str]:
     return [line for line in capsys.readouterr().err.splitlines() if line.startswith("trainkit check: problem:")]
 
 
-def test_check_passes_a_good_config(workdir: Path, trainkit, capsys: pytest.CaptureFixture) -> None:
+def test_check_passes_a_good_config(workdir: Path, trainkit, capsys: pytest.CaptureFixture,
+                                    recwarn: pytest.WarningsRecorder) -> None:
     assert trainkit("check", *TINY) == 0
-    assert "trainkit check: ok" in capsys.readouterr().out
-    assert not (workdir / "runs").exists()  # the one-batch run writes nothing where the user is
+    out, err = capsys.readouterr()
+    assert "trainkit check: ok" in out
+    assert not list(workdir.iterdir())  # the one-batch run writes nothing where the user is (no runs/, checkpoints/)
+    assert not [w for w in recwarn if "LightningCLI's args" in str(w.message)]  # no warning dumping check's argv
 
 
 def test_misspelled_monitor(workdir: Path, trainkit, capsys: pytest.CaptureFixture) -> None:

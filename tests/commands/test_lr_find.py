@@ -28,6 +28,8 @@ def test_lr_find_suggests_plots_and_writes_a_config(workdir: Path, trainkit, cap
     assert found, out
     suggestion = float(found.group(1))
     assert 1e-5 <= suggestion <= 1.0
+    low, high = map(float, re.search(r"safe    ([0-9.e+-]+) to ([0-9.e+-]+)", out).groups())
+    assert low <= suggestion <= high
     assert int(found.group(2)) == 24
 
     plot = workdir / "runs/digits/lr_find.png"

@@ -13,6 +13,7 @@ import pytest
 import trainkit.doctor.preflight
 from tests.conftest import TINY_DIGITS
 from trainkit.doctor import CASES
+from trainkit.doctor.advice import for_run
 from trainkit.doctor.evidence import Hit, Settings
 
 FLAG = re.compile(r"(?<![\w-])(--[a-z_][\w.]*)(?: ([^\s;,()]+))?")
@@ -22,11 +23,12 @@ SAMPLE_VALUES = {"--trainer.devices": "2", "--trainer.num_nodes": "2", "--monito
 
 
 def _doctor_flags() -> list[list[str]]:
-    """The flags of every case, for a run whose config gives an LR, a batch size and a best epoch."""
+    """The flags of every case, for a run whose config gives an LR, a batch size and a best epoch (flags that depend
+    on the run's task are walked per task family in test_advice.py)."""
     hit, run = Hit(0, 10, "", stop_epoch=4), Settings(lr=0.01, batch_size=32)
     flags = []
     for case in CASES.values():
-        for suggestion in case.flags(hit, run):
+        for suggestion in for_run(case.flags(hit, run), None):
             if suggestion.startswith("--"):
                 flags.append(shlex.split(suggestion.split(" (")[0]))
     return flags

@@ -42,6 +42,19 @@ def test_sgd_momentum_and_nesterov_are_settable() -> None:
         OptimizerConfig(name="adamw", nesterov=True).build(net)
 
 
+def test_sgd_without_momentum_is_plain_sgd() -> None:
+    """timm's `sgd` is Nesterov, which torch refuses at momentum 0: momentum 0 means plain SGD."""
+    net = torch.nn.Linear(2, 1)
+    plain = OptimizerConfig(name="sgd", lr=0.1, momentum=0, weight_decay=0.0).build(net)
+    assert plain.param_groups[0]["momentum"] == 0 and plain.param_groups[0]["nesterov"] is False
+    before = net.weight.detach().clone()
+    net(torch.ones(1, 2)).sum().backward()
+    plain.step()
+    assert torch.allclose(net.weight, before - 0.1)  # one plain step: w - lr * grad, the gradient being 1
+    with pytest.raises(ConfigError, match="nesterov=true needs momentum > 0"):
+        OptimizerConfig(name="sgd", momentum=0, nesterov=True).build(net)
+
+
 def test_unknown_optimizer_lists_the_known_ones() -> None:
     with pytest.raises(ConfigError) as error:
         OptimizerConfig(name="adamx")

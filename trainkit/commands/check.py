@@ -30,7 +30,9 @@ def main(argv: list[str]) -> None:
         return
     with tempfile.TemporaryDirectory(prefix="trainkit-check-") as scratch:
         try:
-            cli = TrainkitCLI(args=[*argv, "--runs_dir", scratch, *_ONE_BATCH], run=False)
+            # default_root_dir: a fast_dev_run has no run folder, so Lightning would put checkpoints/ in the cwd.
+            cli = TrainkitCLI(args=[*argv, "--runs_dir", scratch, "--trainer.default_root_dir", scratch, *_ONE_BATCH],
+                              run=False)
         except PreflightError as error:
             _fail(error.problems)
         doctor = next(c for c in cli.trainer.callbacks if isinstance(c, Doctor))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from trainkit.doctor.advice import Try
 from trainkit.doctor.evidence import (
     MIN_VAL_POINTS,
     Evidence,
@@ -39,8 +40,9 @@ class Case:
     title: str
     causes: tuple[str, ...]
     detect: Callable[[Evidence], Hit | None]
-    flags: Callable[[Hit, Settings], list[str]]
-    """Flags to try (or plain advice), with numbers taken from the run's own config where it has them."""
+    flags: Callable[[Hit, Settings], list[str | Try]]
+    """Flags to try (or plain advice), with numbers taken from the run's own config where it has them; each flag is
+    kept only where the run accepts it (`trainkit.doctor.advice`), a `Try` falls back to its words."""
     color: str = "gray"
     """Shading of the case's steps in doctor.png."""
     needs_trend: bool = True
@@ -295,10 +297,14 @@ def _sync_bound(e: Evidence) -> Hit | None:
                "synchronisations per training step on steps that are not logged: the GPU queue drains every step")
 
 
-def _more_workers() -> str:
+_DATA = ("--data.init_args", "--data.init_args.data.init_args")  # a DataModule, or one wrapped (class-balanced)
+
+
+def _more_workers() -> list[str]:
     import os
 
-    return f"--data.init_args.num_workers {min(8, max(2, (os.cpu_count() or 2) - 1))}"  # one core left to the loop
+    workers = min(8, max(2, (os.cpu_count() or 2) - 1))  # one core left to the loop
+    return [f"{data}.num_workers {workers}" for data in _DATA]
 
 
 # These describe the whole curve; milder rules would restate them.
@@ -340,9 +346,11 @@ CASES: dict[str, Case] = {case.name: case for case in (
          color="teal", superseded_by=_WHOLE_RUN),
     Case("overfitting", "overfitting", ("model memorises the training set: too little data or regularisation",),
          _overfitting, lambda hit, run: [
-             _stop_at_best(hit), "--early_stopping.patience 3", "--model.init_args.drop_rate 0.2",
+             _stop_at_best(hit), "--early_stopping.patience 3",
+             Try("more dropout in the model", ("--model.init_args.drop_rate 0.2", "--model.init_args.dropout 0.3")),
              "--model.init_args.optimizer.weight_decay 0.1",
-             "--data.init_args.train_transform trainkit.augment.ImageAugment (augmentation)"],
+             Try("augment the training data (or collect more)",
+                 tuple(f"{data}.train_transform trainkit.augment.ImageAugment (augmentation)" for data in _DATA))],
          color="tab:blue", superseded_by=_WHOLE_RUN),
     Case("gap", "train/val gap growing", ("the model memorises the training set: too little data or regularisation",),
          _gap, lambda hit, run: _regularise(run), color="cyan",
@@ -354,8 +362,9 @@ CASES: dict[str, Case] = {case.name: case for case in (
          ("too few loader workers", "slow decoding or augmentation", "slow storage",
           "no pinned memory for host-to-device copies"),
          _input_bound, lambda hit, run: [
-             _more_workers(), "pin_memory=True and persistent_workers=True in the DataLoader (trainkit's DataModules "
-             "set both where they pay: CUDA, workers > 0)", "a lighter --data.init_args.train_transform",
+             Try("more DataLoader workers", tuple(_more_workers())),
+             "pin_memory=True and persistent_workers=True in the DataLoader (trainkit's DataModules set both where "
+             "they pay: CUDA, workers > 0)", "lighter augmentation or decoding in the DataModule",
              "cache decoded samples, or stream them from local disk (litdata)"],
          color="brown", needs_trend=False),
     Case("sync_bound", "sync-bound",

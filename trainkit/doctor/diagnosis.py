@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from trainkit.doctor.advice import for_run
 from trainkit.doctor.cases import CASES
 from trainkit.doctor.curves import Curves
 from trainkit.doctor.evidence import Evidence, Settings
@@ -43,5 +44,5 @@ def diagnose(curves: Curves) -> list[Finding]:
         hit = case.detect(evidence)
         if hit is not None:
             findings.append(Finding(case.name, hit.start, hit.end, hit.evidence, list(case.causes),
-                                    case.flags(hit, settings), hit.stop_epoch))
+                                    for_run(case.flags(hit, settings), curves.config), hit.stop_epoch))
     return findings

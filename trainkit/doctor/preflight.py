@@ -111,7 +111,7 @@ def overfit_one_batch(trainer: Trainer, module: LightningModule, steps: int = 8)
 
     The module's weights and the RNG state are restored afterwards, so the run itself is unchanged.
     """
-    if not hasattr(module, "step") or not hasattr(module, "optimizer_config"):
+    if not hasattr(module, "step") or not hasattr(module, "build_optimizer"):
         return []  # not a TaskModule: no loss function to call outside Lightning's loop
     # Private Lightning API (tests/test_lightning_private_api.py): the RNG helpers Lightning's own checkpoints use,
     # the fit loop's data source (the train loader is not built yet at fit start) and the device/batch transfer a
@@ -125,7 +125,8 @@ def overfit_one_batch(trainer: Trainer, module: LightningModule, steps: int = 8)
     losses: list[float] = []
     try:
         try:
-            optimizer = module.optimizer_config.build(module.optimized_module())
+            # As configure_optimizers builds it (split, layer decay), at the LR scaled to the run's batch size.
+            optimizer = module.build_optimizer(module.optimizer_config.scaled_lr(trainer, report=False))
         except ValueError as error:  # torch: "optimizer got an empty parameter list"
             return [f"the optimizer has nothing to train ({error}); unfreeze some parameters"]
         module.train()

@@ -60,14 +60,17 @@ class OptimizerConfig:
                               f"choose one of: {', '.join(sorted(known))}")
         return get_optimizer_info(self.name.lower())
 
-    def scaled_lr(self, trainer: Trainer | None) -> float:
-        """`lr` scaled to the run's effective batch size (reported once on rank 0), or `lr` when scaling is off."""
+    def scaled_lr(self, trainer: Trainer | None, report: bool = True) -> float:
+        """`lr` scaled to the run's effective batch size (reported on rank 0 when `report`), or `lr` when scaling is
+        off."""
         if self.lr_scaling == "none" or trainer is None:
             return self.lr
         if self.base_batch_size <= 0:
             raise ConfigError(f"base_batch_size={self.base_batch_size} must be positive")
         batch, how = effective_batch_size(trainer)
         lr = scale_lr(self.lr, self.lr_scaling, batch, self.base_batch_size)
+        if not report:
+            return lr
         rank_zero_info(
             f"trainkit: lr {self.lr:g} for batch {self.base_batch_size} scaled {self.lr_scaling} to {lr:g} for the "
             f"effective batch {batch} ({how})"
@@ -98,6 +101,11 @@ class OptimizerConfig:
             if not info.has_momentum:
                 raise ConfigError(f"nesterov applies to momentum optimizers (sgd, momentum), not '{self.name}'")
             kwargs["nesterov"] = self.nesterov
+        elif info.has_momentum and self.momentum == 0 and (info.defaults or {}).get("nesterov"):
+            kwargs["nesterov"] = False  # timm's `sgd` is Nesterov, which torch refuses without momentum: plain SGD
+        if kwargs.get("nesterov") and self.momentum == 0:
+            raise ConfigError("nesterov=true needs momentum > 0, but momentum is 0; set "
+                              "--model.init_args.optimizer.momentum 0.9 or --model.init_args.optimizer.nesterov false")
         groups = self.param_groups(model, lr, split)
         if not groups:
             raise ConfigError("the model has no trainable parameters; unfreeze some (check --freeze.epochs)")

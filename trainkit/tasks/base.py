@@ -167,10 +167,15 @@ class TaskModule(LightningModule):
                 return module, head if isinstance(head, nn.Module) else None
         return None
 
+    def build_optimizer(self, lr: float) -> torch.optim.Optimizer:
+        """The optimizer `configure_optimizers` uses, at `lr`: param groups with the backbone/head split and layer
+        decay; the preflight builds its copy here too, so both always agree."""
+        return self.optimizer_config.build(self.optimized_module(), lr, self.backbone_and_head())
+
     def configure_optimizers(self) -> Any:
         trainer = self._trainer
         self.base_lr = self.optimizer_config.scaled_lr(trainer)
-        optimizer = self.optimizer_config.build(self.optimized_module(), self.base_lr, self.backbone_and_head())
+        optimizer = self.build_optimizer(self.base_lr)
         # A fast_dev_run (`trainkit check`, smoke runs) takes one batch: there is no run length for a schedule to span.
         if self.scheduler_config is None or (trainer is not None and trainer.fast_dev_run):
             return optimizer
