@@ -13,7 +13,8 @@ from tests.tiny_runs import run_tiny
 
 def test_fit_ends_with_the_diagnosis_and_logs_the_monitors(workdir: Path, trainkit,
                                                            capsys: pytest.CaptureFixture) -> None:
-    assert trainkit("fit", *TINY_DIGITS, "--trainer.log_every_n_steps", "1", "--trainer.gradient_clip_val", "1") == 0
+    assert trainkit("fit", *TINY_DIGITS, "--trainer.log_every_n_steps", "1", "--trainer.gradient_clip_val", "1",
+                    "--doctor.diagnose", "true") == 0
     run = workdir / "runs" / "digits" / "version_0"
     assert f"trainkit doctor: {Path('runs/digits/version_0')}: " in capsys.readouterr().out
     assert (run / "doctor.md").is_file() and (run / "doctor.png").is_file()
