@@ -62,7 +62,6 @@ def _seed_and_threads() -> None:
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run in a private folder so `runs/` and `data/` never touch the repo."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("TRAINKIT_RUN_VERSION", raising=False)
     return tmp_path
 
 
@@ -72,7 +71,6 @@ def trainkit(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     from trainkit.console import main
 
     def run(*args: str) -> int:
-        monkeypatch.delenv("TRAINKIT_RUN_VERSION", raising=False)
         try:
             main([str(a) for a in args])
         except SystemExit as done:

@@ -16,16 +16,16 @@ PACKAGE = Path(__file__).resolve().parents[1] / "trainkit"
 # other (checked too), so the order within a layer does not matter.
 LAYERS: list[set[str]] = [
     {"errors", "loggers"},
-    {"augment", "losses", "metrics", "models", "optim", "hpc", "doctor"},
-    {"checkpoints"},  # the one weights-only checkpoint loader; it registers optim's config classes as safe
+    {"hpc"},  # the doctor's preflight reads the SLURM layout the way hpc's topology check does
+    {"augment", "losses", "metrics", "models", "optim", "doctor"},
+    {"checkpoints"},  # the one weights-only checkpoint loader (tasks rebuilt from a file by the class it records)
     {"runs"},
     {"saved_config"},
     {"reports"},  # tasks call their report writer at test end
+    {"data"},
     {"tasks"},
-    {"data"},  # TeacherLogitsDataModule loads a trained task
-    {"callbacks", "trackers", "checks"},
+    {"callbacks", "trackers", "checks", "tune"},  # a trial is a plain `trainkit fit` with tune's reporter callback
     {"cli"},
-    {"tune"},  # a trial is a TrainkitCLI run
     {"commands"},
     {"console"},
     {"__main__"},

@@ -9,7 +9,7 @@ import pytest
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, WeightAveraging
 from lightning.pytorch.cli import LightningCLI
-from lightning.pytorch.strategies import FSDPStrategy
+from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
 
 # (module, name) -> the trainkit code that imports it
 FUNCTIONS = {
@@ -21,6 +21,7 @@ FUNCTIONS = {
 # (class, attribute) -> the trainkit code that overrides or reads it
 METHODS = {
     (LightningCLI, "_instantiate_trainer"): "cli.py (preflight before the Trainer, disabled callbacks left out)",
+    (LightningCLI, "_run_subcommand"): "cli.py (DDP ranks started inside it get the run's folder)",
     (ModelCheckpoint, "_save_checkpoint"): "callbacks/run_checkpoint.py (atomic checkpoint writes)",
     (ModelCheckpoint, "_save_last_checkpoint"): "callbacks/run_checkpoint.py (last.ckpt at the end and on preemption)",
     (ModelCheckpoint, "_monitor_candidates"): "callbacks/run_checkpoint.py",
@@ -36,6 +37,8 @@ def _instance_attributes() -> dict[tuple[object, str], str]:
         (trainer, "_data_connector"): "commands/_quiet_cli.py (attach_for_fit)",
         (trainer._data_connector, "attach_data"): "commands/_quiet_cli.py",
         (trainer.fit_loop, "_data_source"): "doctor/preflight.py (the first training batch)",
+        (trainer.fit_loop, "_combined_loader"): "callbacks/batch_size.py (rebuilt at the halved batch size)",
+        (DDPStrategy(), "_timeout"): "hpc/distributed_guard.py (the collective timeout)",
         (ModelCheckpoint(), "_last_global_step_saved"): "callbacks/run_checkpoint.py",
         (ModelCheckpoint(), "_last_checkpoint_saved"): "callbacks/run_checkpoint.py",
         (WeightAveraging(), "_average_model"): "callbacks/weight_average.py",

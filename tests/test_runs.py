@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,7 @@ import torch
 
 from tests.conftest import TINY_DIGITS
 from trainkit.errors import ConfigError
-from trainkit.runs import claim_run_dir, next_version, plan_version, resolve_ckpt_path, run_dir_of_checkpoint
+from trainkit.runs import RunContext, claim_run_dir, next_version, resolve_ckpt_path, run_dir_of_checkpoint
 
 
 def _ckpt(root: Path, version: int, name: str) -> Path:
@@ -48,13 +51,12 @@ def test_missing_files_and_fresh_auto(tmp_path: Path) -> None:
         resolve_ckpt_path(str(tmp_path / "nope.ckpt"), tmp_path, "exp")
 
 
-def test_resume_reuses_the_checkpoints_run_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("TRAINKIT_RUN_VERSION", raising=False)
+def test_resume_reuses_the_checkpoints_run_folder(tmp_path: Path) -> None:
     ckpt = _ckpt(tmp_path, 3, "last")
     assert run_dir_of_checkpoint(ckpt) == ckpt.parent.parent.resolve()
-    assert plan_version(tmp_path, "exp", None, str(ckpt)) == "version_3"
-    assert plan_version(tmp_path, "exp", "job_42", None) == "job_42"
-    assert plan_version(tmp_path, "exp", None, None) == "version_4"
+    assert claim_run_dir(tmp_path, "exp", None, str(ckpt))[0] == "version_3"
+    assert claim_run_dir(tmp_path, "exp", "job_42", None)[0] == "job_42"
+    assert claim_run_dir(tmp_path, "exp", None, None)[0] == "version_4"
 
 
 def _claim(root: str, seed: int, barrier, names) -> None:  # noqa: ANN001
@@ -64,11 +66,10 @@ def _claim(root: str, seed: int, barrier, names) -> None:  # noqa: ANN001
     names.append((version, created, seed))
 
 
-def test_fits_started_together_each_claim_their_own_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fits_started_together_each_claim_their_own_folder(tmp_path: Path) -> None:
     """8 processes released together by a barrier, each claiming a run folder the way a fit does and writing its
     config there: 8 folders, each holding its own process's config (a fit's files all go to the claimed folder:
     tests/cli/test_fit.py)."""
-    monkeypatch.delenv("TRAINKIT_RUN_VERSION", raising=False)
     context = multiprocessing.get_context("fork")
     with context.Manager() as manager:
         barrier, names = manager.Barrier(8), manager.list()
@@ -90,26 +91,25 @@ def test_fits_started_together_each_claim_their_own_folder(tmp_path: Path, monke
                                                         ("../exp", None), ("exp", "/tmp/x"), ("exp", "a/../../b")])
 def test_run_folders_stay_inside_runs_dir(tmp_path: Path, experiment: str, run_name: str | None) -> None:
     with pytest.raises(ConfigError, match="outside --runs_dir"):
-        plan_version(tmp_path / "runs", experiment, run_name, None)
+        claim_run_dir(tmp_path / "runs", experiment, run_name, None)
     assert not (tmp_path / "elsewhere").exists()
 
 
-def test_a_fresh_fit_into_a_named_run_is_refused_unless_overwritten(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("TRAINKIT_RUN_VERSION", raising=False)
+def test_a_fresh_fit_into_a_named_run_is_refused_unless_overwritten(tmp_path: Path) -> None:
     old = tmp_path / "exp" / "mine" / "checkpoints" / "best.ckpt"
     old.parent.mkdir(parents=True)
     torch.save({}, old)
     with pytest.raises(ConfigError, match="already holds a run.*--overwrite true"):
-        plan_version(tmp_path, "exp", "mine", None)
+        claim_run_dir(tmp_path, "exp", "mine", None)
     assert old.exists()
-    assert plan_version(tmp_path, "exp", "mine", str(old)) == "mine"  # resuming it is fine
-    assert plan_version(tmp_path, "exp", "mine", None, overwrite=True) == "mine"
+    assert claim_run_dir(tmp_path, "exp", "mine", str(old))[0] == "mine"  # resuming it is fine
+    assert claim_run_dir(tmp_path, "exp", "mine", None, overwrite=True)[0] == "mine"
     assert not old.exists() and (tmp_path / "exp" / "mine").is_dir()
 
 
 def test_a_failed_start_leaves_no_folder_and_a_reused_name_keeps_its_run(workdir: Path, trainkit, capsys) -> None:  # noqa: ANN001
     assert trainkit("fit", *TINY_DIGITS, "--run_name", "mine", "--test_after_fit", "false") == 0
+    assert "TRAINKIT_RUN_VERSION" not in os.environ  # the run context never leaks into the parent's environment
     metrics = (workdir / "runs" / "digits" / "mine" / "metrics.csv").read_text()
     capsys.readouterr()
     assert trainkit("fit", *TINY_DIGITS, "--run_name", "mine") == 2
@@ -131,3 +131,20 @@ def test_a_moved_run_resumes_into_its_own_folder(workdir: Path, trainkit) -> Non
     assert last["global_step"] == 8
     assert Path(state["best_model_path"]).resolve().parent == ckpts.resolve()
     assert not (workdir / "runs").exists()
+
+
+def test_the_run_context_reaches_child_processes_only_while_the_run_runs(tmp_path: Path) -> None:
+    show = [sys.executable, "-c", "import os; print(os.environ.get('TRAINKIT_RUN_VERSION'))"]
+    context = RunContext(tmp_path, "exp", "version_7")
+    with context.for_child_processes():
+        inside = subprocess.run(show, capture_output=True, text=True, check=True).stdout.strip()
+    assert inside == "version_7"
+    assert "TRAINKIT_RUN_VERSION" not in os.environ
+    assert context.run_dir == tmp_path / "exp" / "version_7"
+
+
+def test_only_runs_py_reads_or_writes_the_run_environment_variables() -> None:
+    package = Path(__file__).resolve().parents[1] / "trainkit"
+    users = sorted(str(p.relative_to(package)) for p in package.rglob("*.py")
+                   if "TRAINKIT_RUN_VERSION" in p.read_text() or "TRAINKIT_RUNS_DIR" in p.read_text())
+    assert users == ["runs.py"]

@@ -1,4 +1,5 @@
-"""The one way trainkit reads a checkpoint: weights only, so a checkpoint from anywhere can never run code.
+"""The one way trainkit reads a checkpoint: weights only, so a checkpoint from anywhere can never run code; and the
+trained task (or DataModule class) a checkpoint records, rebuilt from the file alone.
 
 A `.ckpt` is a pickle; a full unpickle (`weights_only=False`) calls whatever `__reduce__` the file names, e.g.
 `os.system`. torch's weights-only unpickler accepts tensors, containers and the classes registered with
@@ -7,13 +8,17 @@ A `.ckpt` is a pickle; a full unpickle (`weights_only=False`) calls whatever `__
 
 from __future__ import annotations
 
+import importlib
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from trainkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from trainkit.tasks.base import TaskModule
 
 
 def _register_safe_globals() -> None:
@@ -61,3 +66,26 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
                           "written by `trainkit fit`") from error
     except (RuntimeError, EOFError) as error:
         raise ConfigError(f"checkpoint '{path}' cannot be loaded ({error}); pass an intact checkpoint") from error
+
+
+def load_task(path: str | Path) -> TaskModule:
+    """Load the TaskModule saved in checkpoint `path` (the class named by its `_class_path` hyperparameter),
+    with the LoRA adapters its weights were trained with, if any."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"checkpoint '{path}' does not exist; train it first (e.g. `trainkit fit --config ...`)")
+    checkpoint = load_checkpoint(path)
+    task_class = saved_class(checkpoint, path)
+    # The task's on_load_checkpoint rebuilds the LoRA adapters the weights need, if any.
+    return task_class.load_from_checkpoint(path, map_location="cpu")
+
+
+def saved_class(checkpoint: dict[str, Any], path: str | Path, key: str = "hyper_parameters") -> type:
+    """The class an already-loaded checkpoint records under `key` (its `_class_path`, written by `trainkit fit`): the
+    task's by default, the DataModule's with `datamodule_hyper_parameters`."""
+    class_path = (checkpoint.get(key) or {}).get("_class_path")
+    if not class_path:
+        what = "DataModule" if key.startswith("datamodule") else "task"
+        raise ConfigError(f"checkpoint '{path}' does not record its {what} class; use one written by `trainkit fit`")
+    module_name, _, class_name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module_name), class_name)

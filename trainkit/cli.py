@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
-import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
-from jsonargparse import set_parsing_settings
+from jsonargparse import Namespace, set_parsing_settings
 from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -28,7 +28,7 @@ from trainkit.checks import check_checkpoint_matches, check_config_files, check_
 from trainkit.loggers import RunCSVLogger
 from trainkit.reports.provenance import Provenance
 from trainkit.runs import (
-    RUNS_DIR_ENV,
+    RunContext,
     check_inside_runs_dir,
     claim_run_dir,
     discard_unstarted,
@@ -79,7 +79,7 @@ class TrainkitCLI(LightningCLI):
     def __init__(
         self, args: list[str] | dict[str, Any] | None = None, run: bool = True, description: str = DESCRIPTION
     ) -> None:
-        self.run_dir: Path | None = None
+        self.run_context: RunContext | None = None  # set when the Trainer's loggers claim the run folder
         self._claimed_dir: Path | None = None  # a folder this process created, removed again if the start fails
         # Dataclass field docstrings become --help text, but reading them means tokenizing the source of every
         # class in the parser (about 1 s on 2 cores): only worth it when help or a commented config is printed.
@@ -130,7 +130,7 @@ class TrainkitCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
         config = self.config.get(self.config.get("subcommand") or "", self.config)
-        os.environ[RUNS_DIR_ENV] = str(config.get("runs_dir") or "runs")  # read while the model is built (DPO)
+        _hand_runs_dir(config)
         if "ckpt_path" in config:
             config_files = [str(path) for path in (config.get("config") or []) if path is not None]
             config.ckpt_path = resolve_ckpt_path(
@@ -143,34 +143,48 @@ class TrainkitCLI(LightningCLI):
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         # Private LightningCLI hook: the one place that holds the Trainer arguments and callbacks before the Trainer.
-        for callback in callbacks:  # preflight hooks (e.g. Doctor) see the Trainer arguments before Lightning does
-            if hasattr(callback, "check_trainer_config"):
-                callback.check_trainer_config(config)
-        # A callback switched off by its options (EMA without a decay, ...) is left out.
-        callbacks = attached(callbacks) + [Provenance(self._argv)]
-        if config.get("enable_checkpointing") is False:
-            callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
-        user_callbacks = list(config.get("callbacks") or [])
-        has_bar = any(isinstance(c, ProgressBar) for c in user_callbacks)
-        if config.get("enable_progress_bar", True) is not False and not has_bar:
-            user_callbacks.append(_progress_bar())
-        config["callbacks"] = user_callbacks
-        if config.get("logger") in (None, True):
-            config["logger"] = self._run_loggers()
-        elif config.get("logger") is not False:  # a tracker (MLflow, W&B) logs beside the run folder, not instead
-            config["logger"] = with_run_loggers(self._run_loggers(), config["logger"])
+        _preflight(config, callbacks)
+        callbacks = self._run_callbacks(config, callbacks)
+        config["callbacks"] = _with_progress_bar(config)
+        config["logger"] = self._loggers(config.get("logger"))
         silence_litlogger_tip()
         if config.get("profiler") is None:
             config["profiler"] = NoProfiler()
         trainer = super()._instantiate_trainer(config, callbacks)
-        skip_unused_hooks(trainer.callbacks)  # see trainkit/callbacks/_dispatch.py: ~2 µs per callback per hook
-        for callback in trainer.callbacks:  # checks that need the built Trainer but must run before any collective
-            if hasattr(callback, "prepare_trainer"):
-                callback.prepare_trainer(trainer)
+        _prepare(trainer)
         return trainer
 
+    def _run_callbacks(self, config: dict[str, Any], callbacks: list[Callback]) -> list[Callback]:
+        """trainkit's callbacks that are switched on (EMA without a decay is left out, ...), plus the run's record;
+        no checkpoint callback when checkpointing is off."""
+        callbacks = attached(callbacks) + [Provenance(self._argv)]
+        if config.get("enable_checkpointing") is False:
+            callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
+        return callbacks
+
+    def _loggers(self, logger: Any) -> Any:
+        """The run folder's loggers, unless logging is off; a tracker (MLflow, W&B) logs beside them, not instead."""
+        if logger in (None, True):
+            return self._run_loggers()
+        if logger is False:
+            return logger
+        return with_run_loggers(self._run_loggers(), logger)
+
     def _run_loggers(self) -> list[Logger]:
-        """CSV metrics always, TensorBoard too when installed, all in one run folder."""
+        """CSV metrics always, TensorBoard too when installed, all in one run folder (claimed here)."""
+        self.run_context = context = self._claim_run()
+        save_dir = str(Path(context.runs_dir) / context.experiment)
+        loggers: list[Logger] = [RunCSVLogger(save_dir=save_dir, name="", version=context.version)]
+        if importlib.util.find_spec("tensorboard") is not None:
+            from lightning.pytorch.loggers import TensorBoardLogger
+
+            loggers.append(TensorBoardLogger(save_dir=save_dir, name="", version=context.version,
+                                             default_hp_metric=False))
+        return loggers
+
+    def _claim_run(self) -> RunContext:
+        """This run's folder: a fit's under runs_dir/experiment; an evaluation's inside the run it evaluates
+        (runs/<exp>/version_N/test/version_K)."""
         cfg = self.config.get(str(self.subcommand), self.config)
         ckpt_path = cfg.get("ckpt_path")
         if self.subcommand in (None, "fit"):
@@ -178,18 +192,23 @@ class TrainkitCLI(LightningCLI):
             version, created = claim_run_dir(cfg.runs_dir, cfg.experiment, cfg.run_name,
                                              ckpt_path if self.subcommand else None, bool(cfg.get("overwrite")))
         else:
-            # Evaluations of a finished run log inside it: runs/<exp>/version_N/test/version_K.
             evaluated = run_dir_of_checkpoint(ckpt_path) if ckpt_path else None
             save_dir = (evaluated if evaluated is not None else Path(cfg.runs_dir) / cfg.experiment) / self.subcommand
             version, created = claim_run_dir(save_dir.parent, save_dir.name, None, None)
-        self.run_dir = save_dir / version
-        self._claimed_dir = self.run_dir if created else None
-        loggers: list[Logger] = [RunCSVLogger(save_dir=str(save_dir), name="", version=version)]
-        if importlib.util.find_spec("tensorboard") is not None:
-            from lightning.pytorch.loggers import TensorBoardLogger
+        self._claimed_dir = save_dir / version if created else None
+        return RunContext(save_dir.parent, save_dir.name, version)
 
-            loggers.append(TensorBoardLogger(save_dir=str(save_dir), name="", version=version, default_hp_metric=False))
-        return loggers
+    @property
+    def run_dir(self) -> Path | None:
+        """This run's folder, once the Trainer is built."""
+        return self.run_context.run_dir if self.run_context is not None else None
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        # Private LightningCLI hook: DDP ranks are started inside it, and must write into this run's folder.
+        if self.run_context is None:
+            return super()._run_subcommand(subcommand)
+        with self.run_context.for_child_processes():
+            super()._run_subcommand(subcommand)
 
     def fit(self, **kwargs: Any) -> None:
         """Lightning's fit; with --batch_size.oom_recovery, restarted at half the batch after running out of memory."""
@@ -198,6 +217,11 @@ class TrainkitCLI(LightningCLI):
         fit_with_oom_recovery(self.trainer, **kwargs)
 
     def after_fit(self) -> None:
+        stopped = [c.stop_reason for c in self.trainer.callbacks if getattr(c, "stop_reason", None)]
+        if stopped:  # a callback ended the fit early on purpose (a pruned trial): no test pass for it
+            if self.trainer.is_global_zero:
+                print(f"\ntrainkit fit stopped: {', '.join(stopped)}\n  run folder       {self.run_dir}", flush=True)
+            return
         cfg = self.config.fit
         test_metrics: dict[str, float] = {}
         checkpoint = self.trainer.checkpoint_callback
@@ -208,6 +232,58 @@ class TrainkitCLI(LightningCLI):
         if self.trainer.is_global_zero:
             speed = [line for c in self.trainer.callbacks if isinstance(c, Throughput) for line in c.summary()]
             print(_summary(self.run_dir, checkpoint, test_metrics, speed), flush=True)
+
+
+class _ParseOnly(TrainkitCLI):
+    """TrainkitCLI that parses and checks the flags and builds nothing."""
+
+    def instantiate_classes(self) -> None:
+        pass
+
+
+def parse_only(fit_args: list[str]) -> Namespace:
+    """`trainkit fit` flags parsed and checked as the fit would, building nothing: a command checks them now (before
+    a SLURM queue or a search), and reads the run's experiment, runs_dir and monitor from the result."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*args parameter is intended.*")  # our own argv, on purpose
+        return _ParseOnly(args=fit_args, run=False).config
+
+
+def _hand_runs_dir(config: Any) -> None:
+    """A model that takes `runs_dir` (DPO finds its SFT reference there) gets the command's --runs_dir."""
+    model = config.get("model")
+    class_path = model.get("class_path") if model is not None and hasattr(model, "get") else None
+    if not class_path or "runs_dir" not in config:
+        return
+    module, _, name = class_path.rpartition(".")
+    model_class = getattr(importlib.import_module(module), name, None)
+    if model_class is not None and "runs_dir" in inspect.signature(model_class.__init__).parameters:
+        model.init_args.runs_dir = str(config.runs_dir)
+
+
+def _preflight(config: dict[str, Any], callbacks: list[Callback]) -> None:
+    """Preflight hooks (e.g. Doctor) see the Trainer arguments before Lightning does."""
+    for callback in callbacks:
+        if hasattr(callback, "check_trainer_config"):
+            callback.check_trainer_config(config)
+
+
+def _with_progress_bar(config: dict[str, Any]) -> list[Callback]:
+    """The user's callbacks, plus trainkit's progress display unless the bar is off or the user gave one."""
+    user_callbacks = list(config.get("callbacks") or [])
+    has_bar = any(isinstance(c, ProgressBar) for c in user_callbacks)
+    if config.get("enable_progress_bar", True) is not False and not has_bar:
+        user_callbacks.append(_progress_bar())
+    return user_callbacks
+
+
+def _prepare(trainer: Trainer) -> None:
+    """Work on the built Trainer: drop hooks no callback implements, then the checks that must run before any
+    collective (a callback's prepare_trainer)."""
+    skip_unused_hooks(trainer.callbacks)  # see trainkit/callbacks/_dispatch.py: ~2 µs per callback per hook
+    for callback in trainer.callbacks:
+        if hasattr(callback, "prepare_trainer"):
+            callback.prepare_trainer(trainer)
 
 
 def _progress_bar() -> ProgressBar:

@@ -7,7 +7,8 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from trainkit.checkpoints import refusal
@@ -17,13 +18,42 @@ from trainkit.hpc.slurm_env import slurm_run_name
 
 CHECKPOINT_DIR = "checkpoints"
 CKPT_ALIASES = ("best", "last", "auto")
-_VERSION_ENV = "TRAINKIT_RUN_VERSION"  # handed to DDP worker processes so every rank agrees on the folder
-RUNS_DIR_ENV = "TRAINKIT_RUNS_DIR"  # the running command's --runs_dir, for models that find other runs' checkpoints
+_VERSION_ENV = "TRAINKIT_RUN_VERSION"  # the one variable a run hands its DDP ranks, read and written only here
 
 
-def current_runs_dir() -> Path:
-    """The --runs_dir of the running trainkit command (recorded when its arguments are parsed), else `runs`."""
-    return Path(os.environ.get(RUNS_DIR_ENV) or "runs")
+@dataclass(frozen=True)
+class RunContext:
+    """Where a run's files go (`runs_dir/experiment/version`), passed to whoever needs it instead of a global."""
+
+    runs_dir: Path
+    experiment: str
+    version: str
+
+    @property
+    def run_dir(self) -> Path:
+        """The run folder."""
+        return Path(self.runs_dir) / self.experiment / self.version
+
+    @contextlib.contextmanager
+    def for_child_processes(self) -> Iterator[None]:
+        """Hand the version to the processes started inside the block (Lightning's DDP launcher copies os.environ
+        into the ranks it starts, so every rank writes into this folder); the environment is restored after."""
+        before = os.environ.get(_VERSION_ENV)
+        os.environ[_VERSION_ENV] = self.version
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop(_VERSION_ENV, None)
+            else:
+                os.environ[_VERSION_ENV] = before
+
+
+def inherited_version() -> str | None:
+    """The run folder a launching rank handed this DDP rank (see `RunContext.for_child_processes`), else None."""
+    if int(os.environ.get("LOCAL_RANK", 0)) > 0 or int(os.environ.get("NODE_RANK", 0)) > 0:
+        return os.environ.get(_VERSION_ENV) or None
+    return None
 
 
 def run_dirs(runs_dir: str | Path, experiment: str) -> list[Path]:
@@ -45,26 +75,20 @@ def run_dir_of_checkpoint(ckpt_path: str | Path) -> Path | None:
     return path.parent.parent if path.parent.name == CHECKPOINT_DIR else None
 
 
-def plan_version(
-    runs_dir: str | Path, experiment: str, run_name: str | None, ckpt_path: str | None, overwrite: bool = False
-) -> str:
-    """Folder name for a fit: the run a resumed checkpoint came from, an explicit name, the SLURM job's folder
-    (`slurm_<job id>`, the same across requeues), or the next version, claimed so no other fit can take it."""
-    return claim_run_dir(runs_dir, experiment, run_name, ckpt_path, overwrite)[0]
-
-
 def claim_run_dir(
     runs_dir: str | Path, experiment: str, run_name: str | None, ckpt_path: str | None, overwrite: bool = False
 ) -> tuple[str, bool]:
-    """`plan_version`'s folder name, and whether this call created the folder (a fresh `version_N` or name).
+    """Folder name for a fit, and whether this call created the folder (a fresh `version_N` or name).
+
+    The folder is the run a resumed checkpoint came from, an explicit name, the SLURM job's folder (`slurm_<job id>`,
+    the same across requeues), the one the launching rank handed a DDP rank, or the next version.
 
     A fresh `version_N` is claimed with a `mkdir` that fails when another fit made it first (then N+1 is tried), so
     fits started together never share a folder. A fresh fit into a named folder that already holds a run is refused
     unless `overwrite`, which empties it first.
     """
     check_inside_runs_dir(runs_dir, experiment, run_name)
-    inherited = os.environ.get(_VERSION_ENV)
-    if inherited and (int(os.environ.get("LOCAL_RANK", 0)) > 0 or int(os.environ.get("NODE_RANK", 0)) > 0):
+    if inherited := inherited_version():
         return inherited, False
     run_dir = run_dir_of_checkpoint(ckpt_path) if ckpt_path else None
     created = False
@@ -84,7 +108,6 @@ def claim_run_dir(
         folder.mkdir(parents=True, exist_ok=True)
     else:
         version, created = _claim_next_version(runs_dir, experiment), True
-    os.environ[_VERSION_ENV] = version
     return version, created
 
 
@@ -119,7 +142,6 @@ def discard_unstarted(folder: str | Path | None) -> None:
     """Remove a run folder this process claimed when the run failed before it held anything worth keeping."""
     if folder is not None and Path(folder).is_dir() and not holds_run(folder):
         shutil.rmtree(folder, ignore_errors=True)
-        os.environ.pop(_VERSION_ENV, None)
 
 
 def check_inside_runs_dir(runs_dir: str | Path, experiment: str, run_name: str | None) -> None:

@@ -24,7 +24,7 @@ def _error_line(capsys: pytest.CaptureFixture) -> str:
         (["--model.init_args.lable_smoothing", "0.1"], "lable_smoothing"),
         (["--trainer.max_epochs", "three"], "trainer.max_epochs"),
         (["--data.init_args.batch_size", "0.5"], "data.batch_size"),
-        (["--model.init_args.backbone", "resnet81"], "did you mean: resnet18"),
+        (["--model.init_args.backbone", "resnet81"], "did you mean resnet18"),
         (["--model.init_args.scheduler.name", "cosin"], "choose one of"),
     ],
     ids=["unknown-key", "wrong-type", "wrong-type-nested", "unknown-backbone", "unknown-scheduler"],

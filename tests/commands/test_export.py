@@ -20,7 +20,6 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("export")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
-        patch.delenv("TRAINKIT_RUN_VERSION", raising=False)
         main(["fit", *TINY_DIGITS, "--trainer.limit_train_batches", "8"])
     return root / "runs" / "digits" / "version_0"
 

@@ -42,7 +42,6 @@ def test_runs_tells_finished_failed_running_and_killed_apart(
                     "tests.commands.faulty_nets.FailsAtStep", "--model.init_args.backbone.at_call", "3") == 1
 
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    env.pop("TRAINKIT_RUN_VERSION", None)
     long_fit = [sys.executable, "-m", "trainkit", "fit", *TINY_DIGITS, "--experiment", "killed",
                 "--trainer.max_epochs", "1000", "--trainer.limit_val_batches", "1"]
     process = subprocess.Popen(long_fit, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -58,7 +58,6 @@ def test_two_ddp_processes_keep_the_sampler_and_its_balance(tmp_path: Path) -> N
     script = tmp_path / "ddp_fit.py"
     script.write_text(DDP_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    env.pop("TRAINKIT_RUN_VERSION", None)
     done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from trainkit.data import InstructionDataModule, PreferenceDataModule
-from trainkit.data._text import IGNORE
 from trainkit.data.text_tasks import generate_records
 from trainkit.errors import ConfigError
+from trainkit.metrics.language import IGNORE
 
 SMALL = {"generated": 300, "generated_val": 20, "generated_test": 40}
 

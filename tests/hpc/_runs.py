@@ -44,8 +44,7 @@ def env() -> dict[str, str]:
     repo = str(REPO)
     extra = {"PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
              "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    base = {k: v for k, v in os.environ.items() if k != "TRAINKIT_RUN_VERSION"}
-    return base | extra
+    return dict(os.environ) | extra
 
 
 def start(*args: str, cwd: Path) -> subprocess.Popen:

@@ -6,14 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from trainkit.commands.slurm import _split
-from trainkit.hpc.sbatch import SlurmJob, render_sbatch
+from trainkit.hpc.sbatch import SlurmJob, render_sbatch, split_job_flags
 
 from ._runs import DIGITS_CONFIG
 
 
 def test_sbatch_script_has_one_task_per_device_the_warning_signal_requeue_and_auto_resume(tmp_path: Path) -> None:
-    job_args, fit_args, submit = _split(["--config", "x.yaml", "--nodes", "2", "--gpus-per-node=4", "--time",
+    job_args, fit_args, submit = split_job_flags(["--config", "x.yaml", "--nodes", "2", "--gpus-per-node=4", "--time",
                                          "02:00:00", "--partition", "gpu", "--trainer.max_epochs", "3", "--submit"])
     assert submit and fit_args == ["--config", "x.yaml", "--trainer.max_epochs", "3"]
     job = SlurmJob(nodes=2, gpus_per_node=4, time="02:00:00", partition="gpu")

@@ -28,7 +28,6 @@ def test_warmup_cosine_and_lr_scaling_on_two_processes(workdir: Path) -> None:
         "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
     ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    env.pop("TRAINKIT_RUN_VERSION", None)
     done = subprocess.run(args, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "effective batch 128 (64 per device x 2 devices x 1 nodes x 1 accumulation)" in done.stdout + done.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -11,16 +10,15 @@ import torch
 from lightning.pytorch import Trainer
 
 from tests.conftest import REPO, TINY_DIGITS, tiny_argv
+from trainkit.checkpoints import load_task
 from trainkit.console import main
 from trainkit.data import DigitsDataModule, TeacherLogitsDataModule
 from trainkit.tasks import ClassificationModule, DistillationModule
-from trainkit.tasks.loading import load_task
 
 CONFIG = REPO / "configs" / "distillation" / "digits.yaml"
 
 
 def _run(*args: str) -> int:
-    os.environ.pop("TRAINKIT_RUN_VERSION", None)
     try:
         main([str(a) for a in args])
     except SystemExit as done:

@@ -17,8 +17,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from tests.conftest import DOCTOR_OFF, REPO
 from trainkit.callbacks import LoRA
 from trainkit.data import InstructionDataModule, PreferenceDataModule
-from trainkit.data._text import IGNORE
 from trainkit.losses.dpo import DPOLoss
+from trainkit.metrics.language import IGNORE
 from trainkit.models.lora import merge_lora
 from trainkit.optim import OptimizerConfig
 from trainkit.tasks import CausalLMModule, DPOModule
@@ -210,7 +210,6 @@ def test_bad_jsonl_file_ends_in_one_line(workdir: Path, trainkit, capsys: pytest
 
 def _cli(workdir: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), **env}
-    full_env.pop("TRAINKIT_RUN_VERSION", None)
     return subprocess.run([sys.executable, "-m", "trainkit", *args], cwd=workdir, env=full_env,
                           capture_output=True, text=True, timeout=600)
 

@@ -41,7 +41,6 @@ def trial_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Trials import this checkout and use one thread each, as the reruns they are compared with do."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.delenv("TRAINKIT_RUN_VERSION", raising=False)
 
 
 def write_space(folder: Path, text: str = SPACE, name: str = "tiny") -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from trainkit.commands.slurm import _parse_fit
+from trainkit.cli import parse_only
 from trainkit.tune.space import SearchSpace
 
 TUNED = {"digits.yaml": REPO / "configs/classification/digits.yaml"}
@@ -17,6 +17,6 @@ TUNED = {"digits.yaml": REPO / "configs/classification/digits.yaml"}
 def test_shipped_search_space_fits_its_experiment(search: Path) -> None:
     assert search.name in TUNED, f"say which experiment {search.name} tunes in TUNED"
     space = SearchSpace.from_file(search)
-    config = _parse_fit(["--config", str(TUNED[search.name])])
+    config = parse_only(["--config", str(TUNED[search.name])])
     space.check_keys(config)
     assert space.values_in(config) is not None, "the experiment's own values lie inside the space (trial 0)"

@@ -20,8 +20,8 @@ from lightning.pytorch import LightningDataModule, LightningModule
 from torch import Tensor, nn
 
 from trainkit.checkpoints import load_checkpoint as read_checkpoint
+from trainkit.checkpoints import saved_class
 from trainkit.runs import resolve_ckpt_path, run_dir_of_checkpoint
-from trainkit.tasks.loading import saved_class
 
 Format = Literal["torchscript", "onnx", "state_dict"]
 _SUFFIX = {"torchscript": ".torchscript.pt", "onnx": ".onnx", "state_dict": ".state_dict.pt"}

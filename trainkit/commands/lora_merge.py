@@ -11,10 +11,9 @@ from pathlib import Path
 
 import torch
 
-from trainkit.checkpoints import load_checkpoint
+from trainkit.checkpoints import load_checkpoint, load_task
 from trainkit.errors import ConfigError
 from trainkit.models.lora import CHECKPOINT_KEY, MERGED, merge_lora, saved_lora_settings
-from trainkit.tasks.loading import load_task
 
 
 def main(argv: list[str]) -> None:

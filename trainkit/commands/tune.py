@@ -87,9 +87,6 @@ _SWITCHES = ("slurm", "submit")
 
 def main(argv: list[str]) -> None:
     """Run `trainkit tune`."""
-    if argv[:1] == ["--trial"]:  # inside a trial process, started by a runner
-        _trial(argv[1:])
-        return
     tune_args, rest = _split(argv)
     if "-h" in rest or "--help" in rest:
         print(USAGE + "\n\nSearch flags (all other flags go to each trial's `trainkit fit`; with --slurm, the "
@@ -102,9 +99,9 @@ def main(argv: list[str]) -> None:
         return
     job_args: list[str] = []
     if options.slurm:
-        from trainkit.commands.slurm import _split as split_job
+        from trainkit.hpc.sbatch import split_job_flags
 
-        job_args, rest, _ = split_job(rest)
+        job_args, rest, _ = split_job_flags(rest)
     folder, settings = _prepare(options, rest)
     if options.slurm:
         _render_array(options, settings, folder, argv, job_args)
@@ -146,7 +143,7 @@ def _split(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def _prepare(options: TuneOptions, fit_args: list[str]) -> tuple[Path, StudySettings]:
     """Check the search against the config and create (or continue) the study; nothing trains yet."""
-    from trainkit.commands.slurm import _parse_fit
+    from trainkit.cli import parse_only
     from trainkit.tune import study as studies
     from trainkit.tune.space import SearchSpace
 
@@ -157,7 +154,7 @@ def _prepare(options: TuneOptions, fit_args: list[str]) -> tuple[Path, StudySett
         raise ConfigError("--ckpt_path: each trial resumes only from its own folder (trainkit tune passes "
                           "--ckpt_path auto); drop it, and load pretrained weights through the model's options")
     fit_args = [a for i, a in enumerate(fit_args) if not _is_ckpt_flag(fit_args, i)]
-    config = _parse_fit(fit_args)
+    config = parse_only(fit_args)
     try:
         space.check_keys(config)
     except ConfigError as error:
@@ -193,22 +190,12 @@ def _show(folder: Path) -> None:
     print(report(folder, settings, write=False))
 
 
-def _trial(argv: list[str]) -> None:
-    from trainkit.tune.runner import die_with_parent
-    from trainkit.tune.trial import run_trial
-
-    die_with_parent()
-    folder, number, *fit_args = argv
-    run_trial(Path(folder), int(number), fit_args)
-
-
 def _render_array(options: TuneOptions, settings: StudySettings, folder: Path, argv: list[str],
                   job_args: list[str]) -> None:
     """One array job of n_jobs tasks; each task is a runner (`trainkit tune ... --n_jobs 1`) on the shared journal."""
-    from trainkit.commands.slurm import _job_parser, _submit
-    from trainkit.hpc.sbatch import SlurmJob, render_sbatch
+    from trainkit.hpc.sbatch import SlurmJob, job_parser, render_sbatch, submit
 
-    job = SlurmJob(**vars(_job_parser().parse_args(job_args)))
+    job = SlurmJob(**vars(job_parser().parse_args(job_args)))
     if job.nodes != 1 or job.devices != 1:
         raise ConfigError("--slurm: each array task runs one single-device trial at a time; drop --nodes, "
                           "--tasks_per_node and set --gpus_per_node 0 or 1 (more tasks: raise --n_jobs)")
@@ -222,7 +209,7 @@ def _render_array(options: TuneOptions, settings: StudySettings, folder: Path, a
     print(script)
     print(f"trainkit: sbatch script written to {path}")
     if options.submit:
-        job_id = _submit(path)
+        job_id = submit(path)
         print(f"trainkit: submitted array job {job_id} ({options.n_jobs} tasks) for study '{settings.name}'; "
               f"its logs are {folder}/slurm_*.log; watch it with `trainkit tune --show {folder}`")
 

@@ -11,6 +11,8 @@ from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from trainkit.errors import ConfigError
+
 
 def default_num_workers() -> int:
     """Loader workers per training process from the CPUs it may use (a SLURM or taskset allotment, shared by one
@@ -44,6 +46,28 @@ def make_loader(
     """A DataLoader with the right defaults: pinned memory and persistent workers only where they pay."""
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, collate_fn=collate_fn,
                       **loader_options(num_workers))
+
+
+def seeded_split(
+    count: int, fractions: Sequence[float], seed: int, what: str = "samples", fix: str = "lower the val/test fractions"
+) -> list[list[int]]:
+    """Indices 0..count-1 shuffled by `seed` and cut into one part per fraction, then the rest (e.g. val, test,
+    train); the same seed gives the same split.
+
+    Each part holds round(fraction * count) items, and at least one when its fraction is above 0 (a requested split is
+    never silently empty); a split that leaves nothing to train on is refused in one line naming `what` was split
+    and the `fix`.
+    """
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed)).tolist()
+    sizes = [max(1, round(f * count)) if f > 0 else 0 for f in fractions]
+    if sum(sizes) >= count:
+        held = " and ".join(str(size) for size in sizes)
+        raise ConfigError(f"{count} {what} are too few to hold out {held} and still train on any; {fix}")
+    parts, start = [], 0
+    for size in sizes:
+        parts.append(order[start:start + size])
+        start += size
+    return [*parts, order[start:]]
 
 
 def stratified_split(labels: Sequence[int] | Tensor, fractions: Sequence[float], seed: int) -> list[list[int]]:

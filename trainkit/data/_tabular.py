@@ -9,7 +9,7 @@ from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
-from trainkit.data._common import make_loader
+from trainkit.data._common import make_loader, seeded_split
 
 
 class TabularDataModule(LightningDataModule):
@@ -43,9 +43,9 @@ class TabularDataModule(LightningDataModule):
         if self.arrays:
             return
         features, targets = self.load()
-        order = torch.randperm(len(features), generator=torch.Generator().manual_seed(self.split_seed))
-        n_val, n_test = (int(round(f * len(order))) for f in self.fractions)
-        parts = {"val": order[:n_val], "test": order[n_val : n_val + n_test], "train": order[n_val + n_test :]}
+        split = seeded_split(len(features), self.fractions, self.split_seed, "rows")
+        parts = dict(zip(("val", "test", "train"), (torch.tensor(part, dtype=torch.long) for part in split),
+                         strict=True))
         if self.standardize_features:
             train = features[parts["train"]]
             features = (features - train.mean(dim=0)) / train.std(dim=0).clamp_min(1e-8)

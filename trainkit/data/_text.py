@@ -13,14 +13,13 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from trainkit.data._common import SplitDataModule, make_loader
+from trainkit.data._common import SplitDataModule, make_loader, seeded_split
 from trainkit.errors import ConfigError
+from trainkit.metrics.language import IGNORE
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-IGNORE = -100
-"""Label of tokens outside the loss (prompt and padding): cross-entropy's and transformers' ignore_index."""
 
 ALPACA = (
     "Below is an instruction that describes a task, paired with an input that provides further context. "
@@ -71,12 +70,8 @@ def _parse(text: str, path: Path, where: str) -> Any:
 
 def split_records(records: list[dict[str, str]], fractions: tuple[float, float], seed: int) -> dict[str, list]:
     """A deterministic train/val/test split of one file's records (the same seed gives the same split)."""
-    order = torch.randperm(len(records), generator=torch.Generator().manual_seed(seed)).tolist()
-    n_val, n_test = (max(1, round(f * len(records))) if f > 0 else 0 for f in fractions)
-    if n_val + n_test >= len(records):
-        raise ConfigError(f"{len(records)} records are too few to hold out {n_val} for val and {n_test} for test; "
-                          "pass val_path/test_path or lower val_fraction/test_fraction")
-    parts = (order[:n_val], order[n_val:n_val + n_test], order[n_val + n_test:])
+    parts = seeded_split(len(records), fractions, seed, "records",
+                         "pass val_path/test_path or lower val_fraction/test_fraction")
     picked = [[records[i] for i in part] for part in parts]
     return dict(zip(("val", "test", "train"), picked, strict=True))
 
@@ -177,18 +172,41 @@ class TextDataModule(SplitDataModule):
 
     def __init__(
         self,
-        path: str | None,
-        val_path: str | None,
-        test_path: str | None,
-        val_fraction: float,
-        test_fraction: float,
-        split_seed: int,
-        template: str,
-        max_length: int,
-        tokenizer: str | None,
-        batch_size: int,
-        num_workers: int,
+        path: str | None = None,
+        val_path: str | None = None,
+        test_path: str | None = None,
+        val_fraction: float = 0.05,
+        test_fraction: float = 0.05,
+        split_seed: int = 0,
+        template: str = "auto",
+        max_length: int = 512,
+        tokenizer: str | None = None,
+        generated: int = 12000,
+        generated_val: int = 256,
+        generated_test: int = 512,
+        batch_size: int = 16,
+        num_workers: int = 0,
     ) -> None:
+        """Each argument is a flag and a YAML key.
+
+        Args:
+            path: JSON (a list) or JSONL (one object a line) of records with the DataModule's fields. None:
+                generated 2-digit sums and word reversals with exact answers (no download).
+            val_path: validation records; None holds out val_fraction of `path`.
+            test_path: test records; None holds out test_fraction of `path`.
+            val_fraction: share of `path` held out for validation when there is no val_path.
+            test_fraction: share of `path` held out for test when there is no test_path.
+            split_seed: seed of that split (and of the generated records).
+            template: auto (the tokenizer's chat template if it has one, else Alpaca), alpaca, chat, raw (the
+                prompt as it is), or a format string with {instruction} and {input}, e.g. "{instruction} {input} =".
+            max_length: tokens per example (prompt + answer, cut at the end); longer prompts are left out.
+            tokenizer: `bytes`, or a Hugging Face tokenizer name; None: the model's.
+            generated: records generated when there is no path (train gets those not in val/test).
+            generated_val: generated validation records.
+            generated_test: generated test records (prompts never seen in training).
+            batch_size: examples per batch.
+            num_workers: loader workers; 0 is fastest for data held in memory.
+        """
         super().__init__()
         self.save_hyperparameters(logger=False)
         self.path, self.val_path, self.test_path = path, val_path, test_path
@@ -197,6 +215,7 @@ class TextDataModule(SplitDataModule):
         self.template = template
         self.max_length = max_length
         self.tokenizer_name = tokenizer
+        self.generated = (generated, generated_val, generated_test)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.tokenizer: PreTrainedTokenizerBase | None = None

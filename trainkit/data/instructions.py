@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from trainkit.data._text import IGNORE, TextDataModule, TextEncoder, generation_batch, sequence_batch
+from trainkit.data._text import TextDataModule, TextEncoder, generation_batch, sequence_batch
 from trainkit.data.text_tasks import generate_records
+from trainkit.metrics.language import IGNORE
 
 
 class InstructionDataModule(TextDataModule):
@@ -16,50 +17,18 @@ class InstructionDataModule(TextDataModule):
     fields = ("instruction", "output")
     optional_fields = ("input",)
 
-    def __init__(
-        self,
-        path: str | None = None,
-        val_path: str | None = None,
-        test_path: str | None = None,
-        val_fraction: float = 0.05,
-        test_fraction: float = 0.05,
-        split_seed: int = 0,
-        template: str = "auto",
-        max_length: int = 512,
-        packing: bool = False,
-        tokenizer: str | None = None,
-        generated: int = 12000,
-        generated_val: int = 256,
-        generated_test: int = 512,
-        batch_size: int = 16,
-        num_workers: int = 0,
-    ) -> None:
+    def __init__(self, packing: bool = False, **kwargs: Any) -> None:
         """Each argument is a flag and a YAML key.
 
         Args:
-            path: JSON (a list) or JSONL (one object a line) of {instruction, input, output}; input may be absent.
-                None: generated 2-digit sums and word reversals with exact answers (no download).
-            val_path: validation records; None holds out val_fraction of `path`.
-            test_path: test records; None holds out test_fraction of `path`.
-            val_fraction: share of `path` held out for validation when there is no val_path.
-            test_fraction: share of `path` held out for test when there is no test_path.
-            split_seed: seed of that split.
-            template: auto (the tokenizer's chat template if it has one, else Alpaca), alpaca, chat, or a format
-                string with {instruction} and {input}, e.g. "{instruction} {input} =".
-            max_length: tokens per example (prompt + response, cut at the end); longer prompts are left out.
             packing: join training examples into rows of up to max_length tokens (fewer pad tokens; attention
-                then also sees the earlier examples of a row).
-            tokenizer: `bytes`, or a Hugging Face tokenizer name; None: the model's.
-            generated: records generated when there is no path (train gets those not in val/test).
-            generated_val: generated validation records.
-            generated_test: generated test records (prompts never seen in training).
-            batch_size: examples (rows, when packing) per batch.
-            num_workers: loader workers; 0 is fastest for data held in memory.
+                then also sees the earlier examples of a row); batch_size then counts rows.
+            **kwargs: TextDataModule's: path (records of {instruction, input, output}; input may be absent),
+                val_path, test_path, val_fraction, test_fraction, split_seed, template, max_length, tokenizer,
+                generated, generated_val, generated_test, batch_size, num_workers.
         """
-        super().__init__(path, val_path, test_path, val_fraction, test_fraction, split_seed, template, max_length,
-                         tokenizer, batch_size, num_workers)
+        super().__init__(**kwargs)
         self.packing = packing
-        self.generated = (generated, generated_val, generated_test)
 
     def generated_records(self) -> dict[str, list[dict[str, str]]]:
         return generate_records(*self.generated, seed=self.split_seed)

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torch.utils.data import Subset
 from torchvision.transforms.v2 import functional as TF
 
-from trainkit.data._common import SplitDataModule, default_num_workers
+from trainkit.data._common import SplitDataModule, default_num_workers, seeded_split
 from trainkit.data._masks import PairedDataset
 from trainkit.errors import ConfigError
 
@@ -152,13 +152,8 @@ class MaskFolderDataModule(SplitDataModule):
         if self.splits:
             return
         self.pairs = self.find_pairs()
-        order = torch.randperm(len(self.pairs), generator=torch.Generator().manual_seed(self.split_seed)).tolist()
-        n_val, n_test = (int(round(f * len(order))) for f in self.fractions)
-        if len(order) - n_val - n_test < 1:
-            raise ConfigError(
-                f"{len(order)} pairs in '{self.root}' leave none for training; lower the val/test fractions"
-            )
-        indices = {"val": order[:n_val], "test": order[n_val : n_val + n_test], "train": order[n_val + n_test :]}
+        split = seeded_split(len(self.pairs), self.fractions, self.split_seed, f"pairs in '{self.root}'")
+        indices = dict(zip(("val", "test", "train"), split, strict=True))
         for name, idx in indices.items():
             transform = self.train_transform if name == "train" else None
             dataset = FilePairs(self.pairs, self.num_classes, self.ignore_index, self.in_chans, self.image_size,

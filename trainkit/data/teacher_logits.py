@@ -10,6 +10,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
+from trainkit.checkpoints import load_task
 from trainkit.data._wrapper import DataModuleWrapper
 
 UNLABELED = -1
@@ -41,8 +42,6 @@ class TeacherLogitsDataModule(DataModuleWrapper):
         super().setup(stage)
         if stage not in ("fit", None) or self.train_set is not None:
             return
-        from trainkit.tasks.loading import load_task  # here: trainkit.tasks imports the data package's users
-
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
         teacher = load_task(self.teacher).to(device).eval()
         parts = [_WithLogits(self.data.train_dataloader().dataset, teacher, self.inference_batch_size, labeled=True)]

@@ -6,8 +6,6 @@ from __future__ import annotations
 import random
 import string
 
-TASKS = ("add", "reverse")
-
 
 def _add(rng: random.Random) -> tuple[str, str, str]:
     a, b = rng.randrange(100), rng.randrange(100)

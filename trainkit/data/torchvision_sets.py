@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import Subset
 
-from trainkit.data._common import SplitDataModule, default_num_workers, image_transform
+from trainkit.data._common import SplitDataModule, default_num_workers, image_transform, seeded_split
 from trainkit.errors import ConfigError
 
 # name -> (classes, channels, mean, std); the statistics are the usual published per-channel values.
@@ -84,10 +84,9 @@ class TorchvisionDataModule(SplitDataModule):
         if self.splits:
             return
         train_aug, train_plain = self._load(True, self.train_tf), self._load(True, self.eval_tf)
-        order = torch.randperm(len(train_plain), generator=torch.Generator().manual_seed(self.split_seed)).tolist()
-        n_val = int(round(self.val_fraction * len(order)))
+        val, train = seeded_split(len(train_plain), [self.val_fraction], self.split_seed, "training images")
         self.splits = {
-            "train": Subset(train_aug, order[n_val:]),
-            "val": Subset(train_plain, order[:n_val]),
+            "train": Subset(train_aug, train),
+            "val": Subset(train_plain, val),
             "test": self._load(False, self.eval_tf),
         }

@@ -13,6 +13,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from trainkit.errors import ConfigError, did_you_mean
+from trainkit.hpc.slurm_env import slurm_layout
 
 _SHARDED = ("fsdp", "deepspeed", "model_parallel")  # strategies that need CUDA devices
 _FP16 = ("16-mixed", "16", "16-true", "half")
@@ -78,13 +79,9 @@ def _strategy(strategy: Any, accelerator: str) -> list[str]:
 
 def _slurm(config: dict[str, Any], accelerator: str, environ: dict[str, str]) -> list[str]:
     """Under a SLURM batch job, tasks per node must equal `devices` and nodes must equal `num_nodes`."""
-    if "SLURM_NTASKS" not in environ or environ.get("SLURM_JOB_NAME") in ("bash", "interactive"):
+    if (layout := slurm_layout(environ)) is None:
         return []  # not a batch job: Lightning does not use SLURM's process layout either
-    nodes = _int(environ.get("SLURM_NNODES") or environ.get("SLURM_JOB_NUM_NODES")) or 1
-    per_node = _int(environ.get("SLURM_NTASKS_PER_NODE"))
-    if per_node is None:
-        total = _int(environ.get("SLURM_NTASKS"))
-        per_node = total // nodes if total and total % nodes == 0 else None
+    nodes, per_node = layout.nodes or 1, layout.tasks_per_node
     problems = []
     devices = _device_count(config.get("devices", "auto"), accelerator)
     if per_node is not None and devices is not None and per_node != devices:
@@ -107,13 +104,6 @@ def _device_count(devices: Any, accelerator: str) -> int | None:
     if devices in ("auto", -1, "-1"):
         return torch.cuda.device_count() if accelerator == "cuda" else 1
     return devices if isinstance(devices, int) else None
-
-
-def _int(text: str | None) -> int | None:
-    try:
-        return int(str(text).split("(")[0]) if text else None
-    except ValueError:
-        return None
 
 
 def overfit_one_batch(trainer: Trainer, module: LightningModule, steps: int = 8) -> list[str]:

@@ -1,12 +1,20 @@
-"""The sbatch script of a `trainkit fit` run: resources, the pre-timeout signal, requeue and per-job logs."""
+"""The sbatch script of a `trainkit fit` run: resources, the pre-timeout signal, requeue and per-job logs; the job's
+flags read apart from the run's, and the script submitted."""
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
+import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+from jsonargparse import ArgumentParser
+
+from trainkit.errors import ConfigError
 
 
 @dataclass
@@ -85,3 +93,42 @@ def render_sbatch(job: SlurmJob, fit_args: list[str], experiment: str, log_dir: 
         "",
     ]
     return "\n".join(lines)
+
+
+def job_parser(prog: str = "trainkit slurm") -> ArgumentParser:
+    """The parser of the job flags, one per SlurmJob field (`--gpus_per_node 4`)."""
+    parser = ArgumentParser(prog=prog, exit_on_error=False)
+    parser.add_class_arguments(SlurmJob, as_group=False)
+    return parser
+
+
+def split_job_flags(argv: list[str]) -> tuple[list[str], list[str], bool]:
+    """The job's flags (--nodes, --gpus-per-node or --gpus_per_node, ...), the others (those of the command the job
+    runs), and whether --submit was given."""
+    names = {field.name for field in dataclasses.fields(SlurmJob)}
+    job_args: list[str] = []
+    rest: list[str] = []
+    submit = False
+    args = iter(argv)
+    for arg in args:
+        flag, has_value, value = arg.partition("=")
+        name = flag.removeprefix("--").replace("-", "_")
+        if flag == "--submit":
+            submit = True
+        elif flag.startswith("--") and name in names:
+            job_args += [f"--{name}", value if has_value else next(args, "")]
+        else:
+            rest.append(arg)
+    return job_args, rest, submit
+
+
+def submit(script: Path) -> str:
+    """Submit `script` with sbatch; returns the job id, or raises ConfigError with sbatch's reason in one line."""
+    if shutil.which("sbatch") is None:
+        raise ConfigError("sbatch is not installed here; run on a SLURM login node, or drop --submit and copy the "
+                          "script there")
+    done = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        message = " ".join(done.stderr.split()) or f"exit code {done.returncode}"
+        raise ConfigError(f"sbatch refused {script}: {message}")
+    return done.stdout.strip().split(";")[0]

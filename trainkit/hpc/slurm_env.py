@@ -3,6 +3,38 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SlurmLayout:
+    """The process layout of a SLURM batch job, as Lightning reads it (None where SLURM does not say)."""
+
+    nodes: int | None
+    tasks: int | None
+    tasks_per_node: int | None
+    step_tasks: int | None  # set only in a process that srun started
+
+
+def slurm_layout(environ: Mapping[str, str] = os.environ) -> SlurmLayout | None:
+    """The layout of the SLURM batch job this process runs in, or None when Lightning will not take its process
+    layout from SLURM (no SLURM_NTASKS, or an interactive salloc/srun shell)."""
+    if "SLURM_NTASKS" not in environ or environ.get("SLURM_JOB_NAME") in ("bash", "interactive"):
+        return None
+    nodes = _count(environ.get("SLURM_NNODES") or environ.get("SLURM_JOB_NUM_NODES"))
+    tasks = _count(environ.get("SLURM_NTASKS"))
+    per_node = _count(environ.get("SLURM_NTASKS_PER_NODE"))
+    if per_node is None and tasks and nodes and tasks % nodes == 0:
+        per_node = tasks // nodes
+    return SlurmLayout(nodes, tasks, per_node, _count(environ.get("SLURM_STEP_NUM_TASKS")))
+
+
+def _count(text: str | None) -> int | None:
+    # SLURM writes repeated counts as "4(x2)"; the first number is the one for this node.
+    match = re.match(r"\d+", text or "")
+    return int(match.group()) if match else None
 
 
 def slurm_job_id() -> str | None:

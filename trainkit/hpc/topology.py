@@ -5,32 +5,26 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import socket
 import time
 from collections.abc import Mapping
+
+from trainkit.hpc.slurm_env import slurm_layout
 
 ELASTIC_VARS = ("GROUP_RANK", "LOCAL_WORLD_SIZE", "TORCHELASTIC_RUN_ID")
 
 
 def _int(environ: Mapping[str, str], name: str) -> int | None:
-    # SLURM writes repeated counts as "4(x2)"; the first number is the one for this node.
-    match = re.match(r"\d+", environ.get(name, ""))
-    return int(match.group()) if match else None
-
-
-def srun_used(environ: Mapping[str, str]) -> bool:
-    """Whether Lightning will take the process layout from SLURM (it does whenever SLURM_NTASKS is set)."""
-    return "SLURM_NTASKS" in environ and environ.get("SLURM_JOB_NAME") not in ("bash", "interactive")
+    value = environ.get(name, "")
+    return int(value) if value.isdigit() else None
 
 
 def topology_problem(num_nodes: int, devices: int, environ: Mapping[str, str] = os.environ) -> str | None:
     """Why `num_nodes` x `devices` processes cannot all meet in this launch environment, or None when it fits."""
     world = num_nodes * devices
     layout = f"--trainer.num_nodes {num_nodes} x --trainer.devices {devices} = {world} processes"
-    if srun_used(environ):
-        nodes, tasks = _int(environ, "SLURM_NNODES"), _int(environ, "SLURM_NTASKS")
-        step_tasks = _int(environ, "SLURM_STEP_NUM_TASKS")
+    if (slurm := slurm_layout(environ)) is not None:
+        nodes, tasks, step_tasks = slurm.nodes, slurm.tasks, slurm.step_tasks
         if nodes is not None and nodes != num_nodes:
             return (f"the SLURM job has {nodes} nodes but {layout}; set --trainer.num_nodes {nodes} "
                     "(trainkit slurm sets it from --nodes)")

@@ -9,6 +9,7 @@ from torch import Tensor
 from torchmetrics import MeanMetric, Metric
 
 IGNORE = -100
+"""Label of tokens outside the loss (prompt and padding): cross-entropy's and transformers' ignore_index."""
 
 
 class TokenAccuracy(Metric):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 from torch import nn
 
-from trainkit.errors import ConfigError
+from trainkit.errors import ConfigError, did_you_mean
 
 
 def create_backbone(
@@ -17,8 +16,7 @@ def create_backbone(
     import timm
 
     if not timm.is_model(name):
-        close = difflib.get_close_matches(name, timm.list_models(), n=3)
-        hint = f"did you mean: {', '.join(close)}?" if close else "see timm.list_models() for the names"
+        hint = did_you_mean(name, timm.list_models()).strip() or "see timm.list_models() for the names"
         if "." in name:  # a dotted name is a class of the user's, which goes by class_path
             hint = f"to use your own network set --model.init_args.backbone.class_path {name} (module on PYTHONPATH)"
         raise ConfigError(f"backbone '{name}' is not a timm model; {hint}")

@@ -22,10 +22,32 @@ from trainkit.optim.lr_schedulers import OneCycle, ScheduleLR
 if TYPE_CHECKING:
     from lightning.pytorch import Trainer
 
-    from trainkit.optim.scheduler import SchedulerConfig
 
-Builder = Callable[["SchedulerConfig", torch.optim.Optimizer, "Trainer"], dict[str, Any]]
-"""(config, optimizer, trainer) -> the `scheduler` (and `monitor`) entries of Lightning's lr_scheduler config."""
+@dataclass(frozen=True)
+class SchedulePlan:
+    """The plain values a schedule is built from, worked out from the config and the run before any builder runs."""
+
+    name: str
+    interval: Literal["step", "epoch"]
+    total: int | None
+    """The run's length in intervals; None for a schedule that needs none (reduce_on_plateau)."""
+    warmup: int
+    """Warmup in intervals (0 without one)."""
+    warmup_given: bool
+    """Whether the config set the warmup (else the schedule's default applies)."""
+    warmup_start_ratio: float
+    min_lr_ratio: float
+    kwargs: dict[str, Any]
+    """The schedule's own arguments, already checked against what it takes."""
+    monitor: str | None = None
+    """The metric the config names for reduce_on_plateau, if any."""
+    run_monitor: str | None = None
+    """The run's --monitor and --mode (its checkpoint callback's), if it has one."""
+    run_mode: str | None = None
+
+
+Builder = Callable[[torch.optim.Optimizer, SchedulePlan], dict[str, Any]]
+"""(optimizer, plan) -> the `scheduler` (and `monitor`) entries of Lightning's lr_scheduler config."""
 
 DEFAULT_WARMUP = 0.05
 """Warmup of the `warmup_*` schedules when none is given: 5% of the run, a common choice for AdamW recipes."""
@@ -46,6 +68,8 @@ class Schedule:
     """Stepped after every optimizer step or every epoch, unless the config's `interval` says otherwise."""
     warmup: float = 0.0
     """Warmup when the config gives none (a count of intervals if >= 1, else a fraction of the run)."""
+    needs_length: bool = True
+    """Whether it is laid over the run's length (which must then be finite)."""
 
     def kwargs_defaults(self) -> dict[str, Any]:
         """The keyword arguments this schedule accepts in `kwargs`, with their defaults."""
@@ -64,12 +88,12 @@ class Schedule:
         return dict(kwargs)
 
 
-def run_length(config: SchedulerConfig, trainer: Trainer) -> int:
+def run_length(name: str, trainer: Trainer, interval: str) -> int:
     """The run's length in the schedule's intervals; a ConfigError when the run has no end."""
-    total = total_intervals(trainer, config.step_interval)
+    total = total_intervals(trainer, interval)
     if not math.isfinite(total) or total <= 0:
         raise ConfigError(
-            f"scheduler '{config.name}' needs a finite run length; set --trainer.max_epochs or --trainer.max_steps"
+            f"scheduler '{name}' needs a finite run length; set --trainer.max_epochs or --trainer.max_steps"
         )
     return int(total)
 
@@ -88,15 +112,13 @@ def total_intervals(trainer: Trainer, interval: str) -> float:
 def shaped(shape: Callable[..., float], warmup: float = 0.0) -> Schedule:
     """A closed-form shape of `schedule_shapes` after a linear warmup, as a ScheduleLR."""
 
-    def build(config: SchedulerConfig, optimizer: torch.optim.Optimizer, trainer: Trainer) -> dict[str, Any]:
-        total = run_length(config, trainer)
-        warmup_steps = config.warmup_intervals(total)
-        if warmup_steps >= total:
-            raise ConfigError(f"scheduler warmup of {warmup_steps} {config.step_interval}s is not shorter than the "
+    def build(optimizer: torch.optim.Optimizer, plan: SchedulePlan) -> dict[str, Any]:
+        total = int(plan.total or 0)
+        if plan.warmup >= total:
+            raise ConfigError(f"scheduler warmup of {plan.warmup} {plan.interval}s is not shorter than the "
                               f"run ({total}); lower --model.init_args.scheduler.warmup")
-        kwargs = config.schedule.checked(config.name, config.kwargs)
-        factor = shapes.with_warmup(shape, total, warmup_steps, config.warmup_start_ratio, config.min_lr_ratio,
-                                    **kwargs)
+        factor = shapes.with_warmup(shape, total, plan.warmup, plan.warmup_start_ratio, plan.min_lr_ratio,
+                                    **plan.kwargs)
         return {"scheduler": ScheduleLR(optimizer, factor, total=total)}
 
     doc = " ".join((shape.__doc__ or "").split()).rstrip(".")
@@ -105,34 +127,37 @@ def shaped(shape: Callable[..., float], warmup: float = 0.0) -> Schedule:
     return Schedule(build, shape, doc, warmup=warmup)
 
 
-def _onecycle(config: SchedulerConfig, optimizer: torch.optim.Optimizer, trainer: Trainer) -> dict[str, Any]:
-    total = run_length(config, trainer)
+ONECYCLE_WARMUP = 0.3
+"""torch's default share of a one-cycle run spent rising to the peak."""
+
+
+def _onecycle(optimizer: torch.optim.Optimizer, plan: SchedulePlan) -> dict[str, Any]:
+    total = int(plan.total or 0)
     # A given warmup counts intervals like every schedule's; torch's own default is an exact fraction.
-    pct_start = config.warmup_intervals(total) / total if config.warmup else config.schedule.warmup
+    pct_start = plan.warmup / total if plan.warmup_given else ONECYCLE_WARMUP
     if total < 4:  # torch's phases need 2 intervals each; a smoke run this short keeps the LR flat
-        rank_zero_warn(f"onecycle needs at least 4 {config.step_interval}s; this {total}-{config.step_interval} "
+        rank_zero_warn(f"onecycle needs at least 4 {plan.interval}s; this {total}-{plan.interval} "
                        "run keeps the LR constant")
         return {"scheduler": ScheduleLR(optimizer, shapes.with_warmup(shapes.constant, total, 0, 1.0, 1.0))}
     # torch divides by (pct_start * total - 1): keep at least 2 intervals in each phase
     pct_start = min(max(pct_start, 2 / total), 1 - 2 / total)
-    kwargs = config.schedule.checked(config.name, config.kwargs)
-    if config.min_lr_ratio and "final_div_factor" not in kwargs:
-        kwargs["final_div_factor"] = 1 / (config.min_lr_ratio * kwargs.get("div_factor", 25.0))
+    kwargs = dict(plan.kwargs)
+    if plan.min_lr_ratio and "final_div_factor" not in kwargs:
+        kwargs["final_div_factor"] = 1 / (plan.min_lr_ratio * kwargs.get("div_factor", 25.0))
     max_lrs = [group["lr"] for group in optimizer.param_groups]
     return {"scheduler": OneCycle(optimizer, max_lr=max_lrs, total_steps=total, pct_start=pct_start, **kwargs)}
 
 
-def _plateau(config: SchedulerConfig, optimizer: torch.optim.Optimizer, trainer: Trainer) -> dict[str, Any]:
-    if config.warmup:
+def _plateau(optimizer: torch.optim.Optimizer, plan: SchedulePlan) -> dict[str, Any]:
+    if plan.warmup_given:
         raise ConfigError("reduce_on_plateau has no warmup; remove --model.init_args.scheduler.warmup or use "
                           "warmup_cosine")
-    checkpoint = trainer.checkpoint_callback
-    monitor = config.monitor or getattr(checkpoint, "monitor", None) or "val/loss"
-    kwargs = config.schedule.checked(config.name, config.kwargs)
-    if "mode" not in kwargs and monitor == getattr(checkpoint, "monitor", None):
-        kwargs["mode"] = checkpoint.mode
+    monitor = plan.monitor or plan.run_monitor or "val/loss"
+    kwargs = dict(plan.kwargs)
+    if "mode" not in kwargs and monitor == plan.run_monitor and plan.run_mode is not None:
+        kwargs["mode"] = plan.run_mode
     # A scalar floor (not one per group) lets torch extend it to groups added when a backbone is unfrozen.
-    min_lr = config.min_lr_ratio * optimizer.param_groups[0]["lr"]
+    min_lr = plan.min_lr_ratio * optimizer.param_groups[0]["lr"]
     return {"scheduler": ReduceLROnPlateau(optimizer, min_lr=min_lr, **kwargs), "monitor": monitor}
 
 
@@ -150,9 +175,10 @@ SCHEDULES: dict[str, Schedule] = {
     "inverse_sqrt": shaped(shapes.inverse_sqrt),
     "onecycle": Schedule(_onecycle, OneCycle, "torch's OneCycleLR (LR and momentum cycling); `warmup` is its rising "
                          "part", fixed=("optimizer", "max_lr", "total_steps", "epochs", "steps_per_epoch", "pct_start"),
-                         warmup=0.3),  # torch's default share of the run spent rising to the peak
+                         warmup=ONECYCLE_WARMUP),
     "reduce_on_plateau": Schedule(_plateau, ReduceLROnPlateau, "torch's ReduceLROnPlateau on `monitor` (default: the "
-                                  "run's `--monitor` and `--mode`)", fixed=("optimizer", "min_lr"), interval="epoch"),
+                                  "run's `--monitor` and `--mode`)", fixed=("optimizer", "min_lr"), interval="epoch",
+                                  needs_length=False),
 }
 """Schedule name -> its record."""
 

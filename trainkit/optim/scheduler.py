@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from trainkit.errors import ConfigError, did_you_mean
-from trainkit.optim.schedule_registry import SCHEDULES, Schedule, known_schedules
+from trainkit.optim.schedule_registry import SCHEDULES, Schedule, SchedulePlan, known_schedules, run_length
 
 if TYPE_CHECKING:
     from lightning.pytorch import Trainer
@@ -66,9 +66,23 @@ class SchedulerConfig:
             raise ConfigError(f"scheduler warmup={warmup} is negative; give a count of intervals or a fraction < 1")
         return int(warmup) if warmup >= 1 else int(round(warmup * total))
 
+    def plan(self, trainer: Trainer) -> SchedulePlan:
+        """The plain values the schedule is built from: the run length from `trainer`, the warmup in intervals, the
+        checked kwargs and the run's monitor."""
+        schedule, interval = self.schedule, self.step_interval
+        total = run_length(self.name, trainer, interval) if schedule.needs_length else None
+        checkpoint = trainer.checkpoint_callback
+        return SchedulePlan(
+            name=self.name, interval=interval, total=total,
+            warmup=self.warmup_intervals(total) if total is not None else 0, warmup_given=bool(self.warmup),
+            warmup_start_ratio=self.warmup_start_ratio, min_lr_ratio=self.min_lr_ratio,
+            kwargs=schedule.checked(self.name, self.kwargs), monitor=self.monitor,
+            run_monitor=getattr(checkpoint, "monitor", None), run_mode=getattr(checkpoint, "mode", None),
+        )
+
     def build(self, optimizer: torch.optim.Optimizer, trainer: Trainer) -> dict[str, Any]:
         """The Lightning `lr_scheduler` config for `optimizer`, with the run length taken from `trainer`."""
-        return {"interval": self.step_interval, "frequency": 1, **self.schedule.build(self, optimizer, trainer)}
+        return {"interval": self.step_interval, "frequency": 1, **self.schedule.build(optimizer, self.plan(trainer))}
 
 
 # `--help` text of `name`, from the registry (jsonargparse merges a class docstring's Args with field docstrings).

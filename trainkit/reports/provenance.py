@@ -25,7 +25,6 @@ from trainkit.errors import ConfigError
 from trainkit.hpc.slurm_env import slurm_job_id
 
 PROVENANCE_FILE = "provenance.json"
-STATES = ("running", "finished", "failed", "interrupted")
 _PACKAGES = ("trainkit", "torch", "lightning", "timm", "torchmetrics")
 
 

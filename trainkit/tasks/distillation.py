@@ -15,11 +15,11 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from trainkit.checkpoints import load_task
 from trainkit.errors import ConfigError
 from trainkit.losses import DistillationLoss
 from trainkit.reports.distillation import DistillationReport
 from trainkit.tasks.classification import ClassificationModule
-from trainkit.tasks.loading import load_task
 
 TEACHER = "teacher"
 

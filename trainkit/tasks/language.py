@@ -19,14 +19,14 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.text import Perplexity
 
+from trainkit.checkpoints import load_task
 from trainkit.errors import ConfigError
 from trainkit.losses.dpo import DPOLoss
 from trainkit.metrics.language import IGNORE, TokenAccuracy, preference_metrics
 from trainkit.models.language import BYTES, create_causal_lm, load_tokenizer
 from trainkit.optim import OptimizerConfig, SchedulerConfig
-from trainkit.runs import current_runs_dir, resolve_ckpt_path
+from trainkit.runs import resolve_ckpt_path
 from trainkit.tasks.base import TaskModule
-from trainkit.tasks.loading import load_task
 
 REFERENCE = "reference_model"
 INITIAL = "initial"
@@ -158,7 +158,7 @@ class DPOModule(CausalLMModule):
 
     def __init__(
         self, reference: str | None = None, beta: float = 0.1, label_smoothing: float = 0.0, sft_weight: float = 0.0,
-        **kwargs: Any
+        runs_dir: str = "runs", **kwargs: Any
     ) -> None:
         """Args:
         reference: an SFT run's experiment name (its newest best.ckpt under --runs_dir), a checkpoint path, or
@@ -167,6 +167,7 @@ class DPOModule(CausalLMModule):
         label_smoothing: the chance a preference label is wrong (conservative DPO); 0 for plain DPO.
         sft_weight: weight of the chosen answers' next-token loss added to the DPO loss (RPO, TRL's rpo_alpha;
             1.0 in Pang et al. 2024): keeps the chosen answers likely, which plain DPO lets fall; 0 for plain DPO.
+        runs_dir: where an experiment-name reference is looked up; the CLI sets it to the command's --runs_dir.
         **kwargs: the language model's arguments (model_name or model_config, tokenizer, ..., optimizer,
             scheduler); with a checkpoint reference the model and tokenizer are the checkpoint's.
         """
@@ -175,7 +176,7 @@ class DPOModule(CausalLMModule):
                 "DPO needs a reference model: set --model.init_args.reference to the SFT experiment name (e.g. "
                 "lm_sft), an SFT checkpoint path, or `initial` for a frozen copy of the starting policy"
             )
-        self.reference_path = None if reference == INITIAL else resolve_reference(reference)
+        self.reference_path = None if reference == INITIAL else resolve_reference(reference, runs_dir)
         super().__init__(**kwargs)
         self.save_hyperparameters()
         if self.reference_path is not None:  # reload exactly this file, even after newer SFT runs
@@ -243,7 +244,7 @@ def sequence_logps(logits: Tensor, labels: Tensor) -> Tensor:
     return (picked * counted).sum(-1)
 
 
-def resolve_reference(value: str) -> Path:
+def resolve_reference(value: str, runs_dir: str | Path = "runs") -> Path:
     """A checkpoint path as given, or the newest best.ckpt of the experiment `value` under --runs_dir."""
     path = Path(value)
     if path.suffix == ".ckpt" or path.is_file():
@@ -251,9 +252,9 @@ def resolve_reference(value: str) -> Path:
             raise ConfigError(f"reference checkpoint '{value}' does not exist; train the SFT model first")
         return path
     try:
-        return Path(str(resolve_ckpt_path("best", current_runs_dir(), value))).resolve()
+        return Path(str(resolve_ckpt_path("best", runs_dir, value))).resolve()
     except ConfigError as error:
         raise ConfigError(
-            f"no SFT checkpoint for reference '{value}' under --runs_dir {current_runs_dir()} ({error}); run "
+            f"no SFT checkpoint for reference '{value}' under --runs_dir {runs_dir} ({error}); run "
             "`trainkit fit --config configs/language/sft.yaml` first, or pass a checkpoint path"
         ) from error

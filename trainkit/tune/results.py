@@ -12,11 +12,12 @@ from typing import Any
 import yaml
 
 from trainkit.tune import study as studies
-from trainkit.tune.trial import VALUE
+from trainkit.tune.trial import VALUE, TrialReporter
 
 TRIALS_CSV = "trials.csv"
 BEST_YAML = "best.yaml"
 PLOTS = "plots"
+REPORTER = f".{TrialReporter.__name__}"
 
 
 def trial_rows(folder: Path, settings: studies.StudySettings) -> list[dict[str, Any]]:
@@ -92,6 +93,10 @@ def write_best(folder: Path, settings: studies.StudySettings, best: dict[str, An
         return None
     config = yaml.safe_load(source.read_text())
     config["runs_dir"], config["experiment"], config["run_name"] = settings.runs_dir, settings.experiment, None
+    trainer = config.get("trainer") or {}
+    if isinstance(trainer.get("callbacks"), list):  # the rerun is a plain fit: it reports to no study
+        kept = [c for c in trainer["callbacks"] if not str((c or {}).get("class_path", "")).endswith(REPORTER)]
+        trainer["callbacks"] = kept or None
     path = folder / BEST_YAML
     note = (f"# Best trial {best['number']} of study '{settings.name}' ({settings.monitor}={best['value']!r}); "
             f"from {source}\n")

@@ -21,10 +21,8 @@ from typing import Any
 from trainkit.errors import ConfigError
 from trainkit.tune import study as studies
 from trainkit.tune.space import as_flags
-from trainkit.tune.trial import FATAL, PRUNED_AT, VALUE
+from trainkit.tune.trial import FATAL, PARENT_ENV, PRUNED_AT, VALUE, reporter_flags
 
-PARENT_ENV = "TRAINKIT_TUNE_PARENT"
-"""The runner's pid, given to each trial so it dies with the runner (and is resumed by the next one)."""
 MAX_FAILURES = 3
 """Trials that may fail before any finishes until the study stops: by then the fault is the config, not a value."""
 
@@ -134,8 +132,8 @@ class Runner:
         values = ", ".join(f"{key.rsplit('.', 1)[-1]}={value:.4g}" if isinstance(value, float) else
                            f"{key.rsplit('.', 1)[-1]}={value}" for key, value in claim.params.items())
         print(f"trainkit tune: {what} trial {claim.number} ({values}) in {run_dir}", flush=True)
-        command = [sys.executable, "-m", "trainkit", "tune", "--trial", str(self.folder), str(claim.number),
-                   *trial_args(self.settings, claim.number, claim.params)]
+        command = [sys.executable, "-m", "trainkit", "fit", *trial_args(self.settings, claim.number, claim.params),
+                   *reporter_flags(self.folder, claim.number)]
         with (run_dir / "trial.log").open("a") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self._env(),
                                        pass_fds=(claim.lock,))  # the trial holds its lock too, should we vanish
@@ -147,7 +145,7 @@ class Runner:
         self._finish(claim.number, code, run_dir)
 
     def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k != "TRAINKIT_RUN_VERSION"}
+        env = dict(os.environ)
         # J trials on C cores: C/J threads each, not C each (oversubscribed threads run several times slower).
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.n_jobs)))
         return env | {PARENT_ENV: str(os.getpid()), "PYTHONUNBUFFERED": "1"}
@@ -216,17 +214,3 @@ def _install(handlers: dict[int, Any]) -> dict[int, Any]:
     if threading.current_thread() is not threading.main_thread():
         return {}
     return {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
-
-
-def die_with_parent() -> None:
-    """In a trial: ask the kernel for SIGKILL when the runner dies (Linux), so no orphan trains on unseen."""
-    parent = os.environ.get(PARENT_ENV)
-    if not parent or not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-    if os.getppid() != int(parent):  # the runner died before prctl took effect
-        os._exit(137)

@@ -1,9 +1,12 @@
-"""Inside a trial process: an ordinary `trainkit fit` run plus one callback that reports the monitored value to the
-study's journal at each validation and stops the run when the pruner says so."""
+"""Inside a trial process: an ordinary `trainkit fit` run with one callback, attached by flags (`reporter_flags`), that
+reports the monitored value to the study's journal at each validation and stops the run when the pruner says so."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,6 @@ from typing import Any
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from trainkit.cli import TrainkitCLI
 from trainkit.errors import ConfigError
 from trainkit.tune import study as studies
 
@@ -21,18 +23,31 @@ VALUE = "value"
 """User attribute: the trial's objective, the best monitored value, written when its fit ends."""
 FATAL = "fatal"
 """User attribute: an error every trial would hit (a monitor never logged); the runner stops the study on it."""
+PARENT_ENV = "TRAINKIT_TUNE_PARENT"
+"""The runner's pid, given to each trial so it dies with the runner (and is resumed by the next one)."""
+
+
+def reporter_flags(folder: Path, number: int) -> list[str]:
+    """The `trainkit fit` flags that attach trial `number`'s reporter (after any callbacks of the config)."""
+    reporter = {"class_path": f"{__name__}.TrialReporter", "init_args": {"folder": str(folder), "number": number}}
+    return [f"--trainer.callbacks+={json.dumps(reporter)}"]
 
 
 class TrialReporter(Callback):
     """Report `--monitor` at each validation (steps 1, 2, ...) and stop the fit when the trial is pruned; the
     validation count is checkpointed, so a resumed trial keeps counting where it was."""
 
-    def __init__(self, folder: Path, number: int) -> None:
-        self.folder, self.number = folder, number
-        self.settings = studies.read_settings(folder)
+    def __init__(self, folder: str | Path, number: int) -> None:
+        """Args:
+        folder: the study's folder (its journal and settings).
+        number: the trial this run is.
+        """
+        _die_with_runner()
+        self.folder, self.number = Path(folder), number
+        self.settings = studies.read_settings(self.folder)
         self.validations = 0
         self.best: float | None = None
-        self.pruned = False
+        self.stop_reason: str | None = None  # "pruned": the CLI then skips the test pass and says why the fit stopped
         self._trial: Any = None
 
     @property
@@ -77,7 +92,7 @@ class TrialReporter(Callback):
         if trainer.world_size > 1:
             prune = trainer.strategy.broadcast(prune)
         if prune:
-            self.pruned = True
+            self.stop_reason = "pruned"
             trainer.should_stop = True
             if trainer.is_global_zero:
                 print(f"trainkit tune: trial {self.number} pruned at validation {self.validations} "
@@ -109,28 +124,16 @@ class TrialReporter(Callback):
         raise ConfigError(message)
 
 
-class TrialCLI(TrainkitCLI):
-    """`trainkit fit` with a TrialReporter; the run folder, config.yaml and checkpoints are those of any run."""
+def _die_with_runner() -> None:
+    """Ask the kernel for SIGKILL when the runner dies (Linux), so no orphan trains on unseen. The runner's pid is
+    taken out of the environment, so the processes this trial starts (DDP ranks) never compare against it."""
+    parent = os.environ.pop(PARENT_ENV, None)
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    import ctypes
 
-    def __init__(self, reporter: TrialReporter, args: list[str]) -> None:
-        self.reporter = reporter
-        super().__init__(args=args)
-
-    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
-        return super()._instantiate_trainer(config, [self.reporter, *callbacks])
-
-    def after_fit(self) -> None:
-        if self.reporter.pruned:  # a pruned trial is not worth a test pass
-            print(f"\ntrainkit fit stopped: pruned\n  run folder       {self.run_dir}", flush=True)
-            return
-        super().after_fit()
-
-
-def run_trial(folder: Path, number: int, fit_args: list[str]) -> None:
-    """Run trial `number` of the study in `folder` with the fit flags the runner built for it."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*args parameter is intended.*")
-        TrialCLI(TrialReporter(folder, number), ["fit", *fit_args])
-    sys.stdout.flush()
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != int(parent):  # the runner died before prctl took effect
+        os._exit(137)
