@@ -9,7 +9,8 @@ PYTEST_ARGS ?=
 # Test processes: most tests are a single-threaded Python process, so 2 workers use both cores of a 2-core machine.
 # Tests that start a SLURM cluster or network namespaces share the group `cluster` and run one at a time.
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+# --durations=25: every run (CI's included) ends with its 25 slowest tests, so a test that grows shows up.
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25
 
 .DEFAULT_GOAL := help
 .PHONY: help install fit test test-fast lint format bench bench-smoke clean

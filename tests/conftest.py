@@ -11,13 +11,17 @@ from lightning.pytorch import seed_everything
 
 REPO = Path(__file__).resolve().parents[1]
 DIGITS_CONFIG = REPO / "configs" / "classification" / "digits.yaml"
+DOCTOR_OFF = ["--doctor.overfit_steps", "0", "--doctor.diagnose", "false"]
 
 
 def tiny_argv(config: str | Path, *flags: str | Path, epochs: int = 1, **trainer: int) -> list[str]:
     """`--config CONFIG FLAGS...` and the trainer flags of a seconds-long CLI test: `epochs` epochs, no progress bar
-    or model summary, and `--trainer.KEY VALUE` for each keyword (limit_train_batches=4, ...)."""
+    or model summary, and `--trainer.KEY VALUE` for each keyword (limit_train_batches=4, ...).
+
+    The doctor's one-batch overfit and its end-of-fit diagnosis (a PNG) are off: they cost more than a tiny fit.
+    Their own tests switch them back on with a later flag (`--doctor.overfit_steps 8`, `--doctor.diagnose true`)."""
     return [
-        "--config", str(config), *map(str, flags), "--trainer.max_epochs", str(epochs),
+        "--config", str(config), *DOCTOR_OFF, *map(str, flags), "--trainer.max_epochs", str(epochs),
         *[arg for key, value in trainer.items() for arg in (f"--trainer.{key}", str(value))],
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
     ]

@@ -1,10 +1,14 @@
 """Tiny real training runs for the doctor's tests: an MLP on the 8x8 digits, a few hundred steps in seconds.
 
 Each curve case comes from a real cause: a huge LR, a tiny one, shuffled val labels, a frozen model, a batch
-multiplied by Inf or by 1e3, too little data."""
+multiplied by Inf or by 1e3, too little data. `python -m tests.tiny_runs` trains every one of them and records its
+metrics.csv in tests/doctor/curves/NAME/, which the diagnosis tests read (two of them also train for real)."""
 
 from __future__ import annotations
 
+import math
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +18,7 @@ from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 
-from trainkit.callbacks import TrainingMonitor
+from trainkit.callbacks import NonFiniteGuard, TrainingMonitor
 from trainkit.data import DigitsDataModule
 from trainkit.optim import OptimizerConfig, SchedulerConfig
 from trainkit.tasks import ClassificationModule
@@ -110,3 +114,55 @@ def train_tiny(
     trainer.fit(model, datamodule=data)
     return TinyRun(trainer, model, Path(logger.log_dir))
 
+
+
+# case -> the defect that produces it (keyword arguments of train_tiny)
+CASE_RUNS: dict[str, dict[str, Any]] = {
+    # Adam warming up into LR 0.3: the loss falls while the LR is small, then climbs back up.
+    "diverging": dict(lr=0.3, warmup=0.99),
+    # Adam at 3e-5: four epochs move the loss by a few percent, steadily.
+    "slow": dict(lr=3e-5),
+    # Plain SGD at LR 10 on a linear model: it bounces instead of settling.
+    "oscillating": dict(optimizer="sgd", lr=10.0, hidden=0),
+    # Validation labels permuted: training learns, validation cannot follow.
+    "val_flat": dict(shuffle_val_labels=True),
+    # Every weight frozen; the one trainable scalar shifts all logits, which softmax ignores.
+    "flat": dict(frozen=True),
+    # One batch multiplied by Inf at step 60; the guard skips that step so the run goes on.
+    "nan": dict(callbacks=lambda: [BatchTamper(60, math.inf), NonFiniteGuard("skip")]),
+    # One batch multiplied by 1e3 at step 100: an outlier batch.
+    "jump": dict(callbacks=lambda: [BatchTamper(100, 1e3)]),
+    # 64 training images, a wide MLP, 30 epochs: validation loss turns up after about epoch 10.
+    "overfitting": dict(train_subset=64, hidden=512, epochs=30, lr=3e-3),
+}
+"""Callbacks are given as a factory: a recorded run and a test's real run each get fresh ones."""
+
+HEALTHY_RUNS: dict[str, dict[str, Any]] = {
+    "adamw": dict(),
+    "converged": dict(epochs=8, log_every=5, weight_decay=0.05),
+    "sgd": dict(optimizer="momentum", lr=0.05),
+}
+
+RECORDED = Path(__file__).resolve().parent / "doctor" / "curves"
+
+
+def run_case(root: Path, name: str) -> Path:
+    """Train the run named `name` (a key of CASE_RUNS or HEALTHY_RUNS) for real; return its run folder."""
+    kwargs = dict({**CASE_RUNS, **HEALTHY_RUNS}[name])
+    if callable(kwargs.get("callbacks")):
+        kwargs["callbacks"] = kwargs["callbacks"]()
+    return run_tiny(root, **kwargs)
+
+
+def record() -> None:
+    """Train every case and healthy run once and keep its metrics.csv under tests/doctor/curves/."""
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in [*CASE_RUNS, *HEALTHY_RUNS]:
+            run = run_case(Path(scratch) / name, name)
+            (RECORDED / name).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run / "metrics.csv", RECORDED / name / "metrics.csv")
+            print(f"recorded {RECORDED / name / 'metrics.csv'}")
+
+
+if __name__ == "__main__":
+    record()

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from tests.conftest import DIGITS_CONFIG
+from tests.conftest import DIGITS_CONFIG, DOCTOR_OFF
 
 
 class OOMAbove(nn.Module):
@@ -33,7 +33,7 @@ class OOMAbove(nn.Module):
 def _fit(trainkit, *args: str) -> int:  # noqa: ANN001
     return trainkit("fit", "--config", DIGITS_CONFIG, "--model.init_args.backbone.class_path",
                     "tests.callbacks.test_batch_size.OOMAbove", "--data.init_args.image_size", "8",
-                    "--data.init_args.batch_size", "64", "--doctor.preflight", "false",
+                    "--data.init_args.batch_size", "64", "--doctor.preflight", "false", *DOCTOR_OFF,
                     "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", *args)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from tests.conftest import DIGITS_CONFIG
+from tests.conftest import DIGITS_CONFIG, DOCTOR_OFF
 from trainkit.callbacks import LoRA
 from trainkit.data import DigitsDataModule
 from trainkit.tasks import ClassificationModule
@@ -49,7 +49,7 @@ def test_checkpoint_rebuilds_adapters_and_merges(workdir: Path, trainkit, capsys
         "--model.init_args.backbone_kwargs", "{img_size: 16, patch_size: 4}", "--data.init_args.image_size", "16",
         "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "2",
         "--trainer.limit_test_batches", "2", "--trainer.enable_progress_bar", "false",
-        "--trainer.enable_model_summary", "false", "--test_after_fit", "false",
+        "--trainer.enable_model_summary", "false", "--test_after_fit", "false", *DOCTOR_OFF,
     ]
     lora = ["--lora.r", "4", "--lora.target_modules", "[qkv, proj, fc1, fc2]", "--lora.train_modules", "[head]"]
     assert trainkit("fit", *base, *lora) == 0

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from tests.tune._tiny import TRIAL_ARGS, journal_trials, monitored, read_trials, trial_env, write_space  # noqa: F401
@@ -19,21 +20,21 @@ from tests.tune._tiny import TRIAL_ARGS, journal_trials, monitored, read_trials,
 STUDY = Path("runs/digits/tune_tiny")
 
 
-def test_six_trials_two_at_once_prune_and_best_yaml_reproduces_the_best(
+def test_four_trials_two_at_once_prune_and_best_yaml_reproduces_the_best(
     workdir: Path, trainkit, trial_env, capsys  # noqa: ANN001, F811
 ) -> None:
     search = write_space(workdir)
-    code = trainkit("tune", *TRIAL_ARGS, "--search", search, "--n_trials", "6", "--n_jobs", "2",
-                    "--sampler", "random", "--seed", "2", "--startup_trials", "2",
+    code = trainkit("tune", *TRIAL_ARGS, "--search", search, "--n_trials", "4", "--n_jobs", "2",
+                    "--sampler", "random", "--seed", "20", "--startup_trials", "2",
                     "--warmup_validations", "0")  # two-validation trials: judged at the first, to see pruning work
     out = capsys.readouterr().out
     assert code == 0, out[-3000:]
     study = workdir / STUDY
     rows = read_trials(study)
-    assert [int(r["number"]) for r in rows] == list(range(6))
+    assert [int(r["number"]) for r in rows] == list(range(4))
     states = [r["state"] for r in rows]
     assert set(states) <= {"complete", "pruned"} and "pruned" in states, states
-    assert "6/6 trials" in out and "pruned at val 1" in out  # the table printed at the end
+    assert "4/4 trials" in out and "pruned at val 1" in out  # the table printed at the end
     for row in rows:  # every trial, pruned or not, is a run folder like any other
         run = Path(row["run_folder"])
         assert run == STUDY / f"trial_{row['number']}"
@@ -44,7 +45,7 @@ def test_six_trials_two_at_once_prune_and_best_yaml_reproduces_the_best(
 
     # The journal agrees: each pruned trial stopped at its first validation; each draw is its own.
     trials = journal_trials(study, "tune_tiny")
-    assert len({t.params["model.init_args.optimizer.lr"] for t in trials}) == 6
+    assert len({t.params["model.init_args.optimizer.lr"] for t in trials}) == 4
     assert all(list(t.intermediate_values) == [1] for t in trials if t.state.name == "PRUNED")
 
     # best.yaml is the best trial's config, logging to the base experiment: rerun it, get the same value exactly.
@@ -53,14 +54,13 @@ def test_six_trials_two_at_once_prune_and_best_yaml_reproduces_the_best(
     config = yaml.safe_load((study / "best.yaml").read_text())
     assert config["experiment"] == "digits" and config["run_name"] is None
     assert config["model"]["init_args"]["optimizer"]["lr"] == float(best["model.init_args.optimizer.lr"])
-    rerun = subprocess.run([sys.executable, "-m", "trainkit", "fit", "--config", str(study / "best.yaml")],
-                           cwd=workdir, capture_output=True, text=True, timeout=600)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    torch.set_num_threads(1)  # as in the trial processes (trial_env), so the float sums come out the same
+    assert trainkit("fit", "--config", study / "best.yaml") == 0, capsys.readouterr().err[-3000:]
     assert min(monitored(workdir / "runs/digits/version_0")) == float(best["value"])
 
     assert trainkit("tune", "--show", study) == 0
     shown = capsys.readouterr().out
-    assert "study 'tune_tiny', 6/6 trials" in shown and f"best: trial {best['number']}," in shown
+    assert "study 'tune_tiny', 4/4 trials" in shown and f"best: trial {best['number']}," in shown
 
 
 def _tune(workdir: Path, search: Path) -> list[str]:

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import DOCTOR_OFF, REPO
 from tests.data._streams import read_ids, write_id_table, write_pattern_folder
 from tests.hpc._runs import env, finish, kill_when_saved, last_metrics, start, weights
 from trainkit.commands.shard import shard_datamodule
@@ -115,7 +115,7 @@ def test_gpu_jpeg_decode_matches_cpu_decode_closely(tmp_path: Path) -> None:
 
 def _fit_args(config: Path, run_name: str, *extra: str) -> list[str]:
     return ["fit", "--config", str(config), "--run_name", run_name, "--trainer.enable_progress_bar", "false",
-            "--trainer.enable_model_summary", "false", "--test_after_fit", "false", *extra]
+            "--trainer.enable_model_summary", "false", "--test_after_fit", "false", *DOCTOR_OFF, *extra]
 
 
 def _regression_config(tmp: Path, shards: Path, workers: int, epochs: int) -> Path:

@@ -1,43 +1,40 @@
-"""Each curve case, produced by a real short training run with a real defect, is named by the doctor; healthy
-runs get no finding."""
+"""Each curve case is named by the doctor on the curves of a real short training run with a real defect; healthy
+runs get no finding. The curves were recorded by `python -m tests.tiny_runs` (tests/doctor/curves/); one defect and
+one healthy run are trained here for real, so the recordings cannot drift from what a run logs."""
 
 from __future__ import annotations
 
-import math
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.tiny_runs import BatchTamper, run_tiny
-from trainkit.callbacks import NonFiniteGuard
+from tests.tiny_runs import CASE_RUNS, HEALTHY_RUNS, RECORDED, run_case
 from trainkit.doctor import Curves, Series, diagnose, examine
 
-# case -> the defect that produces it (keyword arguments of tiny_runs.train_tiny)
-CASE_RUNS = {
-    # Adam warming up into LR 0.3: the loss falls while the LR is small, then climbs back up.
-    "diverging": dict(lr=0.3, warmup=0.99),
-    # Adam at 3e-5: four epochs move the loss by a few percent, steadily.
-    "slow": dict(lr=3e-5),
-    # Plain SGD at LR 10 on a linear model: it bounces instead of settling.
-    "oscillating": dict(optimizer="sgd", lr=10.0, hidden=0),
-    # Validation labels permuted: training learns, validation cannot follow.
-    "val_flat": dict(shuffle_val_labels=True),
-    # Every weight frozen; the one trainable scalar shifts all logits, which softmax ignores.
-    "flat": dict(frozen=True),
-    # One batch multiplied by Inf at step 60; the guard skips that step so the run goes on.
-    "nan": dict(callbacks=[BatchTamper(60, math.inf), NonFiniteGuard("skip")]),
-    # One batch multiplied by 1e3 at step 100: an outlier batch.
-    "jump": dict(callbacks=[BatchTamper(100, 1e3)]),
-    # 64 training images, a wide MLP, 30 epochs: validation loss turns up after about epoch 10.
-    "overfitting": dict(train_subset=64, hidden=512, epochs=30, lr=3e-3),
-}
+TRAINED = ["nan", "adamw"]  # one defect, one healthy run: trained in the test, not read from a recording
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("case", list(CASE_RUNS))
-def test_each_case_is_named_from_a_real_run(case: str, tmp_path: Path) -> None:
-    report = examine(run_tiny(tmp_path, **CASE_RUNS[case]))
+def _run(name: str, tmp_path: Path, trained: bool) -> Path:
+    """The run folder of `name`: trained now, or a copy of its recorded metrics.csv (examine writes beside it)."""
+    if trained:
+        run = run_case(tmp_path, name)
+        header = (run / "metrics.csv").read_text().splitlines()[0]
+        assert header == (RECORDED / name / "metrics.csv").read_text().splitlines()[0], \
+            "a run logs other columns than the recording: re-record with `python -m tests.tiny_runs`"
+        return run
+    return Path(shutil.copytree(RECORDED / name, tmp_path / name))
+
+
+def _params(names: list[str]) -> list:
+    return [pytest.param(name, False, id=name) for name in names] + [
+        pytest.param(name, True, id=f"{name}-trained", marks=pytest.mark.slow) for name in names if name in TRAINED]
+
+
+@pytest.mark.parametrize(("case", "trained"), _params(list(CASE_RUNS)))
+def test_each_case_is_named_from_a_real_run(case: str, trained: bool, tmp_path: Path) -> None:
+    report = examine(_run(case, tmp_path, trained))
     assert [f.case for f in report.findings][:1] == [case]
     finding = report.findings[0]
     assert finding.causes and finding.flags
@@ -53,13 +50,9 @@ def test_each_case_is_named_from_a_real_run(case: str, tmp_path: Path) -> None:
         assert f"--trainer.max_epochs {best_epoch + 1}" in finding.flags
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "run", [dict(), dict(epochs=8, log_every=5, weight_decay=0.05), dict(optimizer="momentum", lr=0.05)],
-    ids=["adamw", "converged", "sgd"],
-)
-def test_healthy_runs_get_no_finding(run: dict, tmp_path: Path) -> None:
-    report = examine(run_tiny(tmp_path, **run))
+@pytest.mark.parametrize(("run", "trained"), _params(list(HEALTHY_RUNS)))
+def test_healthy_runs_get_no_finding(run: str, trained: bool, tmp_path: Path) -> None:
+    report = examine(_run(run, tmp_path, trained))
     assert report.healthy, [f.evidence for f in report.findings]
     assert "Healthy" in (report.run_dir / "doctor.md").read_text()
 

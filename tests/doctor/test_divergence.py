@@ -13,14 +13,15 @@ HUGE_LR = ["--model.init_args.optimizer.lr", "50"]
 
 
 def test_the_preflight_names_divergence_and_the_lr(workdir: Path, trainkit, capsys: pytest.CaptureFixture) -> None:  # noqa: ANN001
-    assert trainkit("fit", *TINY_DIGITS, *HUGE_LR) != 0
+    assert trainkit("fit", *TINY_DIGITS, *HUGE_LR, "--doctor.overfit_steps", "8") != 0
     err = capsys.readouterr().err
     assert "far too small" not in err
     assert "the loss diverges on one batch" in err and "lower --model.init_args.optimizer.lr" in err
 
 
 def test_the_end_of_fit_diagnosis_names_divergence(workdir: Path, trainkit, capsys: pytest.CaptureFixture) -> None:  # noqa: ANN001
-    assert trainkit("fit", *TINY_DIGITS, *HUGE_LR, "--doctor.preflight", "false", "--trainer.max_epochs", "2",
+    assert trainkit("fit", *TINY_DIGITS, *HUGE_LR, "--doctor.preflight", "false", "--doctor.diagnose", "true",
+                    "--trainer.max_epochs", "2",
                     "--trainer.limit_train_batches", "10", "--trainer.log_every_n_steps", "1",
                     "--test_after_fit", "false") == 0
     out = capsys.readouterr().out

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from tests.conftest import DIGITS_CONFIG, REPO  # noqa: F401  (re-exported to the hpc tests)
+from tests.conftest import DIGITS_CONFIG, DOCTOR_OFF, REPO  # noqa: F401  (re-exported to the hpc tests)
 from tests.metrics_csv import last_values
 
 # The digits experiment shrunk to seconds: timm's tiny test_resnet on 16 px, 8 batches of 32 per epoch.
@@ -27,6 +27,7 @@ SMALL_DIGITS = [
     "--trainer.enable_progress_bar", "false",
     "--trainer.enable_model_summary", "false",
     "--trainer.log_every_n_steps", "1",
+    *DOCTOR_OFF,
 ]
 
 # A ViT has no BatchNorm, whose per-process batch statistics would differ from the global batch's (SyncBatchNorm

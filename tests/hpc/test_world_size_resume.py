@@ -1,5 +1,7 @@
 """A checkpoint written by 2 processes resumes on 1 and one from 1 on 2: the epoch continues where it stopped, every
-sample once, and the result matches an uninterrupted run up to the float order of the all-reduce."""
+sample once, and the result matches an uninterrupted run up to the float order of the all-reduce. The same real runs
+show that 2 DDP processes (gloo, CPU) train like one process with the same global batch and that only rank 0 writes
+files (each half of each run is a DDP half or a single-process half of the same 8 global batches)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import torch
 
 from trainkit.hpc.sampler import ResumableSampler
 
-from ._runs import REPO, SMALL_DIGITS, VIT, finish, kill_at_first_checkpoint, start, weights
+from ._runs import REPO, SMALL_DIGITS, VIT, finish, kill_at_first_checkpoint, last_metrics, start, weights
 
 DATA = list(range(50))
 
@@ -75,6 +77,12 @@ def test_checkpoints_of_two_processes_resume_on_one_and_of_one_on_two(workdir: P
     final = {name: torch.load(runs / name / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
              for name in ("uninterrupted", *names.values())}
     assert {name: ckpt["global_step"] for name, ckpt in final.items()} == dict.fromkeys(final, 8)
+    assert sorted(p.name for p in runs.iterdir()) == sorted(final)  # rank 1 made no run folder of its own
+    # Validation on 2 processes (one_then_two ends there) matches one process: torchmetrics sync across ranks.
+    two, one = last_metrics(runs / "one_then_two"), last_metrics(runs / "uninterrupted")
+    assert two["step"] == one["step"] == 7
+    assert two["val/loss"] == pytest.approx(one["val/loss"], rel=1e-5)
+    assert two["val/acc"] == pytest.approx(one["val/acc"], abs=1 / 64)  # at most one of 64 samples may flip
     # Same samples in the same global batches; the all-reduce of two halves sums in another order than one mean.
     ours = weights(runs / "uninterrupted" / "checkpoints" / "last.ckpt")
     for name in names.values():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DIGITS_CONFIG, REPO
+from tests.conftest import DIGITS_CONFIG, DOCTOR_OFF, REPO
 from tests.metrics_csv import read_rows
 
 
@@ -20,7 +20,7 @@ def test_warmup_cosine_and_lr_scaling_on_two_processes(workdir: Path) -> None:
         "--model.init_args.backbone", "test_resnet", "--data.init_args.image_size", "16",
         "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "1", "--trainer.log_every_n_steps", "1",
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-        "--test_after_fit", "false",
+        "--test_after_fit", "false", *DOCTOR_OFF,
         "--model.init_args.optimizer.lr", "0.003", "--model.init_args.optimizer.lr_scaling", "linear",
         "--model.init_args.optimizer.base_batch_size", "64",
         "--model.init_args.scheduler.name", "warmup_cosine", "--model.init_args.scheduler.warmup", "3",

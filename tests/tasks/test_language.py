@@ -14,7 +14,7 @@ import pytest
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from tests.conftest import REPO
+from tests.conftest import DOCTOR_OFF, REPO
 from trainkit.callbacks import LoRA
 from trainkit.data import InstructionDataModule, PreferenceDataModule
 from trainkit.losses.dpo import DPOLoss
@@ -36,7 +36,7 @@ TINY_CLI = [
     "--data.init_args.generated", "300", "--data.init_args.generated_val", "16", "--data.init_args.generated_test",
     "16", "--data.init_args.batch_size", "8", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "4",
     "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-    "--trainer.log_every_n_steps", "1",
+    "--trainer.log_every_n_steps", "1", *DOCTOR_OFF,
 ]
 
 

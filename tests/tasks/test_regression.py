@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from tests.conftest import REPO, tiny_argv
+from tests.conftest import DOCTOR_OFF, REPO, tiny_argv
 from tests.metrics_csv import last_values
 from trainkit.data import CSVDataModule, ShapeGeometryDataModule
 from trainkit.errors import ConfigError
@@ -176,7 +176,7 @@ def test_cli_csv_fit(workdir: Path, trainkit) -> None:  # noqa: ANN001
         "--data", "CSVDataModule", "--data.path", str(path), "--data.target_columns", "[y]",
         "--data.feature_columns", "[a, b]", "--data.batch_size", "32", "--trainer.max_epochs", "2",
         "--monitor", "val/r2", "--mode", "max", "--test_after_fit", "true", "--experiment", "csv",
-        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", *DOCTOR_OFF,
     ]
     assert trainkit(*args) == 0
     assert "test/r2" in last_values(workdir / "runs" / "csv" / "version_0" / "metrics.csv")
