@@ -61,6 +61,10 @@ def with_run_loggers(run_loggers: list[Logger], given: Any) -> list[Logger]:
     return [*run_loggers, *(given if isinstance(given, list | tuple) else [given])]
 
 
+def _already_logged(*args: Any, **kwargs: Any) -> None:
+    """Stands in for a tracker's log_hyperparams once the whole config is logged."""
+
+
 def log_config(trainer: Trainer, text: str, run_dir: Path) -> None:
     """Hand the resolved config (YAML `text`, as saved in `run_dir`) to every tracker among the trainer's loggers."""
     trackers = [lg for lg in trainer.loggers if not isinstance(lg, CSVLogger | TensorBoardLogger)]
@@ -71,6 +75,9 @@ def log_config(trainer: Trainer, text: str, run_dir: Path) -> None:
     config = yaml.safe_load(text) or {}
     for tracker in trackers:
         tracker.log_hyperparams(config)  # each logger flattens nested keys its own way (model/init_args/lr)
+        # The config already holds the model's arguments (model/init_args/...); Lightning's later flat log of the
+        # module's hparams would clash with top-level keys of the same name (the monitor's `mode`, the task's `mode`).
+        tracker.log_hyperparams = _already_logged  # type: ignore[method-assign]
         if isinstance(tracker, MLFlowLogger):
             client, run_id = tracker.experiment, tracker.run_id
             client.log_text(run_id, text, "config.yaml")

@@ -23,7 +23,7 @@ def test_shard_command_writes_the_digits_splits_with_a_manifest(workdir: Path, t
     printed = capsys.readouterr().out
     assert "wrote 1259 train samples" in printed and "wrote 359 test samples" in printed
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["attributes"] == {"num_classes": 10, "in_chans": 1}
+    assert manifest["attributes"] == {"num_classes": 10, "in_chans": 1, "class_names": [str(d) for d in range(10)]}
     assert {name: split["samples"] for name, split in manifest["splits"].items()} == {
         "train": 1259, "val": 179, "test": 359}
     train = manifest["splits"]["train"]

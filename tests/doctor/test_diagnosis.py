@@ -79,7 +79,7 @@ def test_flags_use_the_runs_own_lr() -> None:
     assert "--model.init_args.optimizer.lr 0.001" in findings[0].flags
 
 
-def _run(train: list[float], val: list[float], metric: list[float], epochs: int, **config: object) -> Curves:
+def _synthetic_run(train: list[float], val: list[float], metric: list[float], epochs: int, **config: object) -> Curves:
     """Curves of a run of `epochs` epochs of 10 logged steps each: a validation (val loss, monitor) per epoch."""
     steps = np.linspace(0, 10 * epochs - 1, len(train))
     val_steps = 10 * np.arange(1, epochs + 1, dtype=float) - 1
@@ -96,7 +96,7 @@ def _run(train: list[float], val: list[float], metric: list[float], epochs: int,
 
 def test_a_run_blown_far_above_chance_loss_is_diverged_even_with_few_points() -> None:
     # LR 50 with the preflight off: the loss is astronomically high from the first logged step, accuracy at chance.
-    curves = _run([3.1e10, 2.2e11, 1.7e11], [2.6e11, 2.5e11], [0.10, 0.10], 2,
+    curves = _synthetic_run([3.1e10, 2.2e11, 1.7e11], [2.6e11, 2.5e11], [0.10, 0.10], 2,
                   model={"init_args": {"num_classes": 10, "optimizer": {"lr": 50.0}}})
     (finding,) = diagnose(curves)
     assert finding.case == "diverged"
@@ -113,7 +113,7 @@ def test_a_run_still_improving_when_the_schedule_ended_is_unfinished_with_a_grow
     val = [0.66 + 0.01 * ((-1) ** i) - 0.002 * i for i in range(epochs)]
     train = [1.0 * (0.3 / 1.0) ** (i / 199) for i in range(200)]
     # The saved config holds every key the run accepts; advice naming another key is left out (doctor/advice.py).
-    curves = _run(train, val, match, epochs, monitor="val/exact_match", mode="max",
+    curves = _synthetic_run(train, val, match, epochs, monitor="val/exact_match", mode="max",
                   model={"init_args": {"optimizer": {"lr": 1e-3, "weight_decay": 0.05}}})
     found = {f.case: f for f in diagnose(curves)}
     assert set(found) == {"unfinished", "gap"}, {k: f.evidence for k, f in found.items()}
@@ -129,4 +129,4 @@ def test_a_run_whose_monitor_levelled_off_is_not_unfinished() -> None:
     match = [0.54 - 0.34 * 0.6 ** i for i in range(epochs)]  # most of the gain in the first epochs
     val = [1.0 * 0.6 ** (i / 4) + 0.3 for i in range(epochs)]
     train = [1.0 * 0.6 ** (i / 40) + 0.25 for i in range(200)]
-    assert diagnose(_run(train, val, match, epochs, monitor="val/exact_match", mode="max")) == []
+    assert diagnose(_synthetic_run(train, val, match, epochs, monitor="val/exact_match", mode="max")) == []

@@ -38,8 +38,9 @@ class Doctor(Callback):
 
     @property
     def enabled(self) -> bool:
-        """Whether any check is on; a disabled callback is not handed to the Trainer."""
-        return self.preflight or self.diagnose
+        """Always: the monitor check at the first validation runs whatever the flags say, since a typo would
+        otherwise end in Lightning's MisconfigurationException after the first epoch."""
+        return True
 
     def check_trainer_config(self, config: dict[str, Any]) -> None:
         """Called by the CLI before the Trainer exists, so a wrong strategy or precision never becomes a traceback."""
