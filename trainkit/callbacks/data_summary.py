@@ -7,8 +7,9 @@ from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from torch.utils.data import Dataset, Subset, TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
+from trainkit.doctor.data_match import stored_labels
 from trainkit.tasks.base import data_class_names
 
 SHOWN_CLASSES = 12  # beyond that the line wraps; the rest are summarised as "+N more"
@@ -66,18 +67,9 @@ def _splits(datamodule: Any) -> dict[str, Dataset]:
 
 def _label_counts(dataset: Dataset, num_classes: int) -> torch.Tensor | None:
     """Samples per class where the labels are stored (no sample is read); None otherwise."""
-    indices = None
-    while isinstance(dataset, Subset):
-        step = torch.as_tensor(dataset.indices, dtype=torch.long)
-        indices = step if indices is None else step[indices]
-        dataset = dataset.dataset
-    labels = next((getattr(dataset, n) for n in ("labels", "targets") if getattr(dataset, n, None) is not None), None)
-    if labels is None and isinstance(dataset, TensorDataset) and len(dataset.tensors) > 1:
-        labels = dataset.tensors[1]
+    labels = stored_labels(dataset)
     if labels is None:
         return None
-    labels = torch.as_tensor(labels)
-    labels = labels if indices is None else labels[indices]
     if labels.is_floating_point() and labels.ndim == 2 and labels.shape[1] == num_classes:  # multi-label 0/1 columns
         return labels.sum(dim=0)
     if labels.is_floating_point() or labels.ndim != 1:

@@ -86,12 +86,9 @@ def _regression_targets(module: Any, y: Tensor) -> list[str]:
     return []
 
 
-def _stored_labels(datamodule: Any) -> Tensor | None:
-    """All training labels where the data stores them (no sample is read), to judge their range beyond one batch."""
-    loader_source = getattr(datamodule, "splits", None) or {}
-    dataset = loader_source.get("train") if isinstance(loader_source, dict) else None
-    if dataset is None and isinstance(getattr(datamodule, "arrays", None), dict) and "train" in datamodule.arrays:
-        dataset = TensorDataset(*datamodule.arrays["train"])
+def stored_labels(dataset: Any) -> Tensor | None:
+    """A dataset's labels where it stores them (`labels`, `targets`, a TensorDataset's second tensor), through any
+    Subsets; None otherwise. No sample is read, so a whole split's labels cost nothing."""
     indices = None
     while isinstance(dataset, Subset):
         step = torch.as_tensor(dataset.indices, dtype=torch.long)
@@ -103,6 +100,16 @@ def _stored_labels(datamodule: Any) -> Tensor | None:
     if labels is None:
         return None
     labels = torch.as_tensor(labels)
-    if labels.is_floating_point() or labels.ndim != 1 or not len(labels):
-        return None
     return labels if indices is None else labels[indices]
+
+
+def _stored_labels(datamodule: Any) -> Tensor | None:
+    """All training class labels where the data stores them, to judge their range beyond one batch."""
+    loader_source = getattr(datamodule, "splits", None) or {}
+    dataset = loader_source.get("train") if isinstance(loader_source, dict) else None
+    if dataset is None and isinstance(getattr(datamodule, "arrays", None), dict) and "train" in datamodule.arrays:
+        dataset = TensorDataset(*datamodule.arrays["train"])
+    labels = stored_labels(dataset)
+    if labels is None or labels.is_floating_point() or labels.ndim != 1 or not len(labels):
+        return None
+    return labels
