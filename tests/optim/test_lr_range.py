@@ -48,9 +48,10 @@ def test_a_flat_curve_gives_no_clear_answer() -> None:
     assert found.lr is None and "hardly fell" in found.note and "--max_lr" in found.note
 
 
-def test_a_descent_still_going_at_the_largest_lr_says_so() -> None:
+def test_a_descent_still_going_at_the_largest_lr_gives_no_clear_answer() -> None:
+    # The diabetes range test ended so: its steepest point (0.355) trained to r2 0.463 against the config's 0.550.
     found = suggest_lr(LRS, _descent(-1.0, width=0.5))
-    assert found.lr is not None and "still falling at the largest LR" in found.note
+    assert found.lr is None and "still falling at the largest LR tried" in found.note and "--max_lr" in found.note
 
 
 def test_too_few_points_or_a_short_dip_give_no_clear_answer() -> None:

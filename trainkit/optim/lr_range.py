@@ -85,11 +85,11 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float]) -> LRSuggestion:
         low -= 1
     while high < low_index and steep[high + 1]:
         high += 1
-    note = ""
-    if low_index >= n - 2:
-        note = "the loss was still falling at the largest LR tried; raise --max_lr to see where it turns"
+    if low_index >= n - 2:  # no turn seen: the steepest point of an unfinished descent is no safe guess
+        return LRSuggestion(None, note=f"the loss was still falling at the largest LR tried "
+                                       f"({float(lr_values[-1]):.3g}); raise --max_lr to see where it turns")
     return LRSuggestion(float(lr_values[steepest]), float(lr_values[low]), float(lr_values[high]),
-                        float(lr_values[low_index]), note)
+                        float(lr_values[low_index]))
 
 
 def _windowed_slope(x: np.ndarray, y: np.ndarray, window: int) -> np.ndarray:
