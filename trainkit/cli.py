@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import sys
-import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -134,10 +133,7 @@ class TrainkitCLI(LightningCLI):
                     parser.link_arguments(name, f"{key}.{name}")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        with warnings.catch_warnings():
-            # Commands (check, lr-find, tune) pass their own argv on purpose; Lightning would print it as a mistake.
-            warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-            super().parse_arguments(parser, args)
+        super().parse_arguments(parser, args)  # its "args parameter" warning: silenced in known_warnings.py
         config = self.config.get(self.config.get("subcommand") or "", self.config)
         _hand_runs_dir(config)
         if "ckpt_path" in config:
@@ -267,9 +263,7 @@ class _ParseOnly(TrainkitCLI):
 def parse_only(fit_args: list[str]) -> Namespace:
     """`trainkit fit` flags parsed and checked as the fit would, building nothing: a command checks them now (before
     a SLURM queue or a search), and reads the run's experiment, runs_dir and monitor from the result."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*args parameter is intended.*")  # our own argv, on purpose
-        return _ParseOnly(args=fit_args, run=False).config
+    return _ParseOnly(args=fit_args, run=False).config
 
 
 def _hand_runs_dir(config: Any) -> None:
