@@ -154,7 +154,25 @@ class CausalLMModule(TaskModule):
         return path
 
 
-class DPOModule(FrozenModels, CausalLMModule):
+class ReferencePolicyModule(FrozenModels, CausalLMModule):
+    """A policy that starts from its frozen reference: the SFT checkpoint at `reference_path`, or (None) the model the
+    language-model arguments build. The shared start of DPO and the RL stage."""
+
+    stage = "policy"
+    """The name the start-up line gives the stage."""
+    reference_path: Path | None
+
+    def build_model(
+        self, model_name: str | None, model_config: dict[str, Any] | None, pretrained: bool, tokenizer: str | None
+    ) -> tuple[Any, nn.Module]:
+        """The SFT checkpoint's tokenizer and model (adapters merged), or a model built from the arguments."""
+        if self.reference_path is None:
+            return super().build_model(model_name, model_config, pretrained, tokenizer)
+        rank_zero_info(f"{self.stage}: policy and reference start from {self.reference_path}")
+        return load_language_model(self.reference_path, "reference")
+
+
+class DPOModule(ReferencePolicyModule):
     """Direct preference optimization: the policy learns to prefer the chosen answers over the rejected ones
     relative to a frozen reference model. Logs reward_acc, chosen/rejected rewards and their margin.
 
@@ -163,6 +181,7 @@ class DPOModule(FrozenModels, CausalLMModule):
     """
 
     frozen_models = (REFERENCE,)
+    stage = "DPO"
 
     def __init__(
         self, reference: str | None = None, beta: float = 0.1, label_smoothing: float = 0.0, sft_weight: float = 0.0,
@@ -194,15 +213,6 @@ class DPOModule(FrozenModels, CausalLMModule):
         self.dpo_loss = DPOLoss(beta, label_smoothing)
         self.sft_weight = sft_weight
         self.init_metrics(preference_metrics())
-
-    def build_model(
-        self, model_name: str | None, model_config: dict[str, Any] | None, pretrained: bool, tokenizer: str | None
-    ) -> tuple[Any, nn.Module]:
-        """The SFT checkpoint's tokenizer and model (adapters merged), or a model built from the arguments."""
-        if self.reference_path is None:
-            return super().build_model(model_name, model_config, pretrained, tokenizer)
-        rank_zero_info(f"DPO: policy and reference start from {self.reference_path}")
-        return load_language_model(self.reference_path, "reference")
 
     def step(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Tensor, Tensor]:
         labels = batch["labels"]

@@ -9,19 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from trainkit.checkpoints import load_task
 from trainkit.errors import ConfigError
 from trainkit.losses.ppo import clipped_policy_loss, group_advantages
 from trainkit.metrics.rewards import RewardFunction
-from trainkit.tasks.frozen import FrozenModels
-from trainkit.tasks.language import INITIAL, REFERENCE, CausalLMModule, load_language_model, resolve_reference
+from trainkit.tasks.language import INITIAL, REFERENCE, ReferencePolicyModule, resolve_reference
 from trainkit.tasks.reward import RewardModule
 
 
-class RLModule(FrozenModels, CausalLMModule):
+class RLModule(ReferencePolicyModule):
     """GRPO/PPO on prompts with references (PromptDataModule). Logs train/reward (mean), train/kl (to the reference,
     per token), train/clip_frac, train/response_length (tokens), and val/test exact_match.
 
@@ -30,6 +28,7 @@ class RLModule(FrozenModels, CausalLMModule):
     """
 
     frozen_models = (REFERENCE, "reward_model")
+    stage = "RL"
 
     def __init__(
         self,
@@ -92,15 +91,6 @@ class RLModule(FrozenModels, CausalLMModule):
         self.group_size, self.ppo_epochs, self.clip, self.kl_coef = group_size, ppo_epochs, clip, kl_coef
         self.scale_rewards, self.temperature, self.max_grad_norm = scale_rewards, temperature, max_grad_norm
         self.automatic_optimization = False  # several PPO updates per batch of sampled answers
-
-    def build_model(
-        self, model_name: str | None, model_config: dict[str, Any] | None, pretrained: bool, tokenizer: str | None
-    ) -> tuple[Any, nn.Module]:
-        """The SFT checkpoint's tokenizer and model (adapters merged), or a model built from the arguments."""
-        if self.reference_path is None:
-            return super().build_model(model_name, model_config, pretrained, tokenizer)
-        rank_zero_info(f"RL: policy and reference start from {self.reference_path}")
-        return load_language_model(self.reference_path, "reference")
 
     @torch.no_grad()
     def rollout(self, batch: dict[str, Any]) -> dict[str, Tensor]:
