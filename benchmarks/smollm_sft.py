@@ -54,6 +54,11 @@ def trainkit(out: Path, name: str, *args: str) -> tuple[float, str]:
     return wall, done.stdout + done.stderr
 
 
+def newest_run(experiment: Path) -> Path:
+    """The newest run folder under an experiment (`trainkit test` writes to <experiment>/test/version_N)."""
+    return max(experiment.rglob("metrics.csv"), key=lambda p: p.stat().st_mtime).parent
+
+
 def metric(run: Path, name: str) -> float:
     """The last logged value of `name` in a run's metrics.csv."""
     rows = [r for r in csv.DictReader((run / "metrics.csv").open()) if r.get(name)]
@@ -75,49 +80,63 @@ def hf_answers(folder: Path, prompts: list[str], max_new_tokens: int) -> list[st
 
 
 def main() -> None:
-    """Zero-shot test, LoRA fit (+ test), hf export --merge, predict, transformers comparison; prints and writes
+    """Zero-shot test, LoRA fit, predict (exact match), hf export --merge, transformers comparison; prints and writes
     results.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/smollm_bench"))
     parser.add_argument("--train", type=int, default=960)
     parser.add_argument("--val", type=int, default=32)
     parser.add_argument("--test", type=int, default=96)
+    parser.add_argument("--steps", type=int, default=None, help="cap on training steps (limit_train_batches)")
+    parser.add_argument("--eval", type=int, default=None, help="test prompts answered after SFT (default: all)")
     parser.add_argument("--compare", type=int, default=8, help="prompts answered by both trainkit and transformers")
     args = parser.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     common = ["--config", str(CONFIG), "--runs_dir", str(out), *write_records(out, args.train, args.val, args.test),
               "--trainer.enable_progress_bar", "false"]
-    results: dict[str, object] = {"load_average_start": os.getloadavg()[0], "train": args.train, "test": args.test}
+    saved = out / "results.json"  # a rerun keeps the stages already measured (the zero-shot pass takes minutes)
+    results: dict[str, object] = json.loads(saved.read_text()) if saved.is_file() else {}
+    results.update({"load_average_start": os.getloadavg()[0], "train": args.train, "test": args.test})
 
-    wall, _ = trainkit(out, "zero_shot", "test", *common, "--experiment", "smollm_zero_shot")
-    results["zero_shot"] = {"exact_match": metric(out / "smollm_zero_shot" / "version_0", "test/exact_match"),
-                            "wall_s": round(wall), "prompts_per_s": round(args.test / wall, 2)}
+    if "zero_shot" not in results:
+        wall, _ = trainkit(out, "zero_shot", "test", *common, "--experiment", "smollm_zero_shot")
+        results["zero_shot"] = {"exact_match": metric(newest_run(out / "smollm_zero_shot"), "test/exact_match"),
+                                "wall_s": round(wall), "prompts_per_s": round(args.test / wall, 2)}
+        saved.write_text(json.dumps(results, indent=2))
     print("zero-shot", results["zero_shot"], flush=True)
 
-    wall, log = trainkit(out, "sft", "fit", *common, "--experiment", "smollm_sft")
-    run = out / "smollm_sft" / "version_0"
+    # After SFT, one predict pass over the test prompts gives both the exact match and the answers to compare.
+    steps = ["--trainer.limit_train_batches", str(args.steps)] if args.steps else []
+    wall, log = trainkit(out, "sft", "fit", *common, *steps, "--trainer.num_sanity_val_steps", "0",
+                         "--trainer.limit_val_batches", "1", "--test_after_fit", "false", "--experiment", "smollm_sft")
+    run = newest_run(out / "smollm_sft")
     tokens = re.search(r"([\d.]+) tokens/s", log)
-    results["sft"] = {"exact_match": metric(run, "test/exact_match"), "val_exact_match": metric(run,
-                      "val/exact_match"), "wall_s": round(wall), "train_tokens_per_s": float(tokens[1]) if tokens
+    results["sft"] = {"steps": args.steps, "wall_s": round(wall), "train_tokens_per_s": float(tokens[1]) if tokens
                       else None, "train_loss_last": metric(run, "train/loss_step")}
-    print("after LoRA SFT", results["sft"], flush=True)
+    saved.write_text(json.dumps(results, indent=2))
+    print("LoRA SFT", results["sft"], flush=True)
 
     ckpt = str(run / "checkpoints" / "best.ckpt")
-    wall, _ = trainkit(out, "export", "export", "--ckpt_path", ckpt, "--format", "hf", "--merge")
-    folder = run / "export" / "best-merged-hf"
-    wall_predict, _ = trainkit(out, "predict", "predict", *common, "--experiment", "smollm_sft", "--ckpt_path", ckpt)
+    limit = ["--trainer.limit_predict_batches", str(-(-args.eval // 8))] if args.eval else []  # 8 prompts a batch
+    wall, _ = trainkit(out, "predict", "predict", *common, "--experiment", "smollm_sft", "--ckpt_path", ckpt, *limit)
     predicted = [json.loads(line) for line in next(run.rglob("predictions.jsonl")).read_text().splitlines()]
+    exact = sum(p["generated"].strip() == p["reference"].strip() for p in predicted) / len(predicted)
+    results["sft"].update({"exact_match": exact, "test_prompts": len(predicted), "test_wall_s": round(wall),
+                           "prompts_per_s": round(len(predicted) / wall, 2)})
+    saved.write_text(json.dumps(results, indent=2))
+    print("after LoRA SFT", results["sft"], flush=True)
+
+    wall, _ = trainkit(out, "export", "export", "--ckpt_path", ckpt, "--format", "hf", "--merge")
     chosen = predicted[: args.compare]
-    answers = hf_answers(folder, [p["prompt"] for p in chosen], max_new_tokens=8)
+    answers = hf_answers(run / "export" / "best-merged-hf", [p["prompt"] for p in chosen], max_new_tokens=8)
     same = sum(a == p["generated"] for a, p in zip(answers, chosen, strict=True))
-    results["export"] = {"wall_s": round(wall), "predict_wall_s": round(wall_predict), "compared": len(chosen),
-                         "same_answers": same, "examples": [{"prompt_end": p["prompt"][-40:], "trainkit":
-                                                            p["generated"], "transformers": a}
-                                                           for a, p in zip(answers[:3], chosen, strict=False)]}
+    results["export"] = {"wall_s": round(wall), "compared": len(chosen), "same_answers": same,
+                         "examples": [{"prompt_end": p["prompt"][-40:], "trainkit": p["generated"], "transformers": a}
+                                      for a, p in zip(answers[:3], chosen, strict=False)]}
     results["load_average_end"] = os.getloadavg()[0]
     print("export", results["export"], flush=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    saved.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
