@@ -193,6 +193,8 @@ def _export_hf(ckpt: Path, output: Path | None, merge: bool) -> ExportReport:
     folder = output or _default_output(ckpt, "hf", "merged" if merge and lora else None)
     _check_writable(folder.parent)
     model, datamodule = load_run(ckpt)
+    if getattr(datamodule, "tokenizer", "") is None:  # no trainer attached: it would fall back to the byte tokenizer
+        datamodule.tokenizer = model.tokenizer
     datamodule.setup("test")
     batch = next(iter(datamodule.test_dataloader()))
     reference, loaded = export_hf(model, batch, folder, merge, lora.as_dict() if lora else None)
