@@ -69,6 +69,20 @@ def test_answers_are_counted_up_to_their_first_eos() -> None:
     assert ExactMatchReward()(["p", "p"], [" 85", "tac"], ["85", "cat"]).tolist() == [1.0, 0.0]
 
 
+def test_an_answer_that_stops_early_earns_its_exact_match_reward() -> None:
+    model = RLModule(reference="initial", reward_fn=ExactMatchReward(), model_config=TINY, group_size=2)
+    tokenizer = model.tokenizer
+    prompt = tokenizer("add 40+45 =")["input_ids"]
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    # generate pads an answer that ended before the batch's longest with pad_token_id: 85 <eos> <pad> <pad>
+    answers = [[*tokenizer(" 85")["input_ids"], eos, pad, pad], [*tokenizer(" 8500")["input_ids"], eos]]
+    ids = torch.tensor([prompt + a for a in answers])
+    start = len(prompt)
+    response_mask = _until_eos(ids[:, start:], eos)
+    batch = {"prompts": ["add 40+45 ="], "references": ["85"]}
+    assert model.score(batch, ids, torch.ones_like(ids), start, response_mask).tolist() == [1.0, 0.0]
+
+
 @pytest.mark.slow  # ~8 s: six batches of sampling and two updates each
 def test_grpo_steps_raise_the_reward_and_never_touch_the_reference(tmp_path: Path) -> None:
     model = RLModule(reference="initial", reward_fn=AsciiShare(), model_config=TINY, group_size=4,

@@ -125,7 +125,10 @@ class RLModule(ReferencePolicyModule):
         if self.reward_model is not None:
             return self.reward_model(ids, mask)
         # Reward functions read text: decoding is a host read-back, as sampling (which stops on EOS) already is.
-        responses = self.tokenizer.batch_decode(ids[:, start:] * response_mask, skip_special_tokens=True)
+        # Tokens after the EOS become padding, a special token the decoder drops (0 is a byte, "\x00", to the
+        # byte tokenizer: an answer that stopped early would never match).
+        answers = torch.where(response_mask.bool(), ids[:, start:], self.tokenizer.pad_token_id)
+        responses = self.tokenizer.batch_decode(answers, skip_special_tokens=True)
         repeat = self.group_size
         prompts = [p for p in batch["prompts"] for _ in range(repeat)]
         references = [r for r in batch["references"] for _ in range(repeat)]
