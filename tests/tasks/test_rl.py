@@ -109,6 +109,18 @@ def test_grpo_steps_raise_the_reward_and_never_touch_the_reference(tmp_path: Pat
     assert saved and not any(k.startswith(f"{REFERENCE}.") for k in saved)
 
 
+def test_gae_option_trains_a_value_head_beside_the_policy(tmp_path: Path) -> None:
+    model = RLModule(reference="initial", reward_fn=AsciiShare(), model_config=TINY, group_size=2, max_new_tokens=3,
+                     advantage="gae", optimizer=OptimizerConfig(lr=0.01))
+    assert model.value_head.weight.abs().sum() == 0
+    data = PromptDataModule(**{**DATA, "batch_size": 2})
+    trainer = _trainer(tmp_path, limit_train_batches=2, limit_val_batches=0)
+    trainer.fit(model, datamodule=data)
+    assert model.value_head.weight.abs().sum() > 0  # the value loss reached the head through its param group
+    assert trainer.callback_metrics["train/value_loss_epoch"] >= 0
+    assert not any(p.requires_grad for p in model.reference_model.parameters())
+
+
 def _ascii_mass(model: RLModule, batch: dict) -> float:
     """Mean probability the policy gives an ASCII byte as the first answer token: its expected AsciiShare reward."""
     with torch.no_grad():
