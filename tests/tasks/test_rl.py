@@ -13,6 +13,7 @@ from torch import Tensor
 
 from tests.conftest import REPO
 from tests.tasks.test_language import DATA, TINY, TINY_CLI, _error_line, _trainer
+from trainkit.checkpoints import load_task
 from trainkit.data import PromptDataModule
 from trainkit.losses.ppo import clipped_policy_loss, group_advantages
 from trainkit.metrics.rewards import ExactMatchReward, RewardFunction
@@ -137,6 +138,8 @@ def test_rl_through_the_cli(workdir: Path, trainkit) -> None:
     assert trainkit("fit", "--config", RL, *tiny, "--runs_dir", runs) == 0
     rows = list(csv.DictReader((runs / "lm_rl" / "version_0" / "metrics.csv").open()))
     assert any(r.get("train/reward_step") for r in rows) and any(r.get("test/exact_match") for r in rows)
+    reloaded = load_task(runs / "lm_rl" / "version_0" / "checkpoints" / "last.ckpt")  # as export and test do
+    assert isinstance(reloaded.reward_fn, ExactMatchReward)
 
 
 @pytest.mark.parametrize(

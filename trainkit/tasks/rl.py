@@ -87,7 +87,7 @@ class RLModule(ReferencePolicyModule):
             raise ConfigError(f"group_size={group_size}: advantages compare answers to one prompt; use 2 or more")
         self.reference_path = None if reference == INITIAL else resolve_reference(reference, runs_dir)
         super().__init__(**kwargs)
-        self.save_hyperparameters(ignore=["reward_fn"])
+        self.save_hyperparameters()  # under the CLI, reward_fn as given (class_path): a checkpoint reloads it
         self.reward_model: RewardModule | None = None
         if self.reference_path is not None:
             self.hparams["reference"] = str(self.reference_path)
