@@ -21,7 +21,7 @@ def test_plan_of_a_sharded_run(trainkit, workdir, capsys) -> None:  # noqa: ANN0
                     "--probe_steps", "1", "--mfu", "0.5", "--json")
     out = capsys.readouterr().out
     assert code == 0
-    plan = json.loads(out[out.index("\n{") + 1:])
+    plan = json.loads(out[out.index("{\n"):])
     params = plan["parameters"]["trainable"] + plan["parameters"]["frozen"]
     memory = plan["memory_bytes"]
     assert (plan["strategy"], plan["devices"], plan["batch_per_device"]) == ("fsdp", 4, 64)
@@ -84,7 +84,7 @@ def test_cpu_memory_estimate_against_a_real_fit(config: list, trainkit, workdir,
     measured = float(fit.stdout.split("GROWTH")[-1])
     assert trainkit("plan", *config, "--device", "cpu", "--probe_steps", "0", "--json") == 0
     out = capsys.readouterr().out
-    memory = json.loads(out[out.index("\n{") + 1:])["memory_bytes"]
+    memory = json.loads(out[out.index("{\n"):])["memory_bytes"]
     estimated = memory["total"] - memory["weights"]  # the weights are there before training starts
     print(f"peak RSS growth {measured / 2**20:.1f} MiB, estimated {estimated / 2**20:.1f} MiB")
     assert estimated == pytest.approx(measured, rel=0.25)

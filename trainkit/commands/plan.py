@@ -169,7 +169,8 @@ def plan(argv: list[str], device_name: str | None = None, devices: int | None = 
          mfu: float = 0.4, probe_steps: int = 5, margin: float = 0.1) -> dict[str, Any]:
     """The plan of the run `argv` (trainkit fit flags) as a dict: parameters, memory, batch, FLOPs, time, probe."""
     target, on_cpu = _target(device_name)
-    cli = _PlanCLI([*argv, *QUIET_FLAGS, "--doctor.preflight", "false", "--test_after_fit", "false"], probe_steps)
+    cli = _PlanCLI([*argv, *QUIET_FLAGS, "--doctor.preflight", "false", "--test_after_fit", "false",
+                    "--data_summary.enabled", "false"], probe_steps)
     cli.trainer.callbacks = [c for c in cli.trainer.callbacks if not isinstance(c, SaveConfigCallback)]
     shape, model, data = cli.shape, cli.model, cli.datamodule
     batch = getattr(data, "batch_size", None)
