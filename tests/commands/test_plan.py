@@ -36,10 +36,13 @@ def test_plan_of_a_sharded_run(trainkit, workdir, capsys) -> None:  # noqa: ANN0
     assert plan["probe"]["step_seconds"] > 0 and plan["probe"]["measured_mfu"] > 0
 
 
-def test_unknown_device_is_one_line_with_a_suggestion(trainkit, workdir, capsys) -> None:  # noqa: ANN001
+def test_bad_device_or_mfu_is_one_line(trainkit, workdir, capsys) -> None:  # noqa: ANN001
     assert trainkit("plan", *TINY_DIGITS, "--device", "a100-80") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "did you mean a100-80gb" in err
+    assert trainkit("plan", *TINY_DIGITS, "--mfu", "1.5") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--mfu 1.5 must be in (0, 1]" in err
 
 
 # A real fit in its own process: Linux's peak RSS (VmHWM) is reset when training starts, before any callback copies
