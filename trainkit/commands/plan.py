@@ -177,6 +177,8 @@ def plan(argv: list[str], device_name: str | None = None, devices: int | None = 
     if not isinstance(batch, int):
         raise ConfigError(f"trainkit plan needs a DataModule with an integer batch_size; {type(data).__name__} has "
                           "none")
+    dtype = precision_dtype(shape.precision)
+    peak = target.peak_tflops("fp32" if on_cpu else dtype) * 1e12  # before the probe: a T4 has no bf16, say so now
     probe = _Probe(probe_steps)
     cli.trainer.callbacks.insert(0, probe)  # first: its RSS baseline comes before the other callbacks' copies
     cli.trainer.fit(model, datamodule=data)
@@ -190,8 +192,6 @@ def plan(argv: list[str], device_name: str | None = None, devices: int | None = 
                              shape.strategy, world, devices, shape.sharding, copies, probe.temporaries[not on_cpu])
     fixed = memory.total - memory.activations + footprint.activations_fixed
     fits = largest_batch(fixed, footprint.activations_per_sample, target.memory_gib * GIB, margin)
-    dtype = precision_dtype(shape.precision)
-    peak = target.peak_tflops("fp32" if on_cpu else dtype) * 1e12
     samples_per_epoch = probe.batches_per_epoch * batch
     total_samples = _run_samples(shape, samples_per_epoch, batch, world)
     rate = world * peak * mfu / footprint.flops_per_sample  # samples per second of the whole run
