@@ -34,6 +34,7 @@ def test_plan_of_a_sharded_run(trainkit, workdir, capsys) -> None:  # noqa: ANN0
     fits = plan["largest_batch_per_device"]
     assert fits > 64 and memory["total"] < 0.9 * 80 * 2**30
     assert plan["probe"]["step_seconds"] > 0 and plan["probe"]["measured_mfu"] > 0
+    assert not (workdir / "runs").exists() and not list(workdir.rglob("*.yaml")) and not list(workdir.rglob("*.ckpt"))
 
 
 def test_bad_device_or_mfu_is_one_line(trainkit, workdir, capsys) -> None:  # noqa: ANN001
