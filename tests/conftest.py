@@ -110,16 +110,18 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-@pytest.fixture
-def trainkit(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+def run_trainkit(*args: str | Path) -> int:
     """Call `trainkit ARGS...` in-process; returns the exit code (0 when it returned normally)."""
     from trainkit.console import main
 
-    def run(*args: str) -> int:
-        try:
-            main([str(a) for a in args])
-        except SystemExit as done:
-            return int(done.code or 0)
-        return 0
+    try:
+        main([str(a) for a in args])
+    except SystemExit as done:
+        return int(done.code or 0)
+    return 0
 
-    return run
+
+@pytest.fixture
+def trainkit(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """`run_trainkit` as a fixture: call `trainkit ARGS...` in-process, get the exit code."""
+    return run_trainkit
