@@ -92,7 +92,7 @@ def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module
 
 
 def test_a_gguf_file_loads_with_the_source_logits_tokenizer_and_chat_template(
-    tiny_gguf: tuple[torch.nn.Module, Path], monkeypatch: pytest.MonkeyPatch
+    tiny_gguf: tuple[torch.nn.Module, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     source, path = tiny_gguf
@@ -111,6 +111,7 @@ def test_a_gguf_file_loads_with_the_source_logits_tokenizer_and_chat_template(
     with torch.no_grad():
         expected, got = source(batch).logits, loaded(batch).logits
     assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
+    loaded.save_pretrained(tmp_path / "saved")  # dequantised: plain weights hf export can write
 
 
 def test_a_swapped_bos_and_eos_are_set_back_to_the_files_ids(tiny_gguf: tuple[torch.nn.Module, Path]) -> None:

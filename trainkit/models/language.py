@@ -81,7 +81,13 @@ def create_causal_lm(
             raise ConfigError(f"model_config: {error}") from error
         return AutoModelForCausalLM.from_config(config)
     if pretrained:
-        return _from_hub(AutoModelForCausalLM.from_pretrained, model_name, "weights")
+        model = _from_hub(AutoModelForCausalLM.from_pretrained, model_name, "weights")
+        quantizer = getattr(model, "hf_quantizer", None)
+        if type(quantizer).__name__ == "GgufHfQuantizer" and not getattr(quantizer, "packed_modules", None):
+            # a GGUF read into plain weights (no packed kernels): without its quantizer mark save_pretrained works
+            model.hf_quantizer, model.is_quantized = None, False
+            model.config.__dict__.pop("quantization_config", None)
+        return model
     return AutoModelForCausalLM.from_config(_from_hub(AutoConfig.from_pretrained, model_name, "config"))
 
 
