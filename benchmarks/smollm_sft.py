@@ -127,7 +127,7 @@ def main() -> None:
     saved.write_text(json.dumps(results, indent=2))
     print("after LoRA SFT", results["sft"], flush=True)
 
-    wall, _ = trainkit(out, "export", "export", "--ckpt_path", ckpt, "--format", "hf", "--merge")
+    wall, _ = trainkit(out, "export", "export", "--ckpt_path", ckpt, "--format", "hf", "--merge", "true")
     chosen = predicted[: args.compare]
     answers = hf_answers(run / "export" / "best-merged-hf", [p["prompt"] for p in chosen], max_new_tokens=8)
     same = sum(a == p["generated"] for a, p in zip(answers, chosen, strict=True))
