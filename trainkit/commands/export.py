@@ -109,7 +109,9 @@ def export(
         elif format == "state_dict":
             torch.save(exported.state_dict(), path)
             loaded = quantized(copy.deepcopy(model))  # the same structure, then the saved int8 weights and scales
-            loaded.load_state_dict(torch.load(path, weights_only=True))
+            # packed int8 weights of some layers (e.g. Linear after a conv stage) are torch ScriptObjects
+            with torch.serialization.safe_globals([torch.ScriptObject]):
+                loaded.load_state_dict(torch.load(path, weights_only=True))
             outputs = loaded(batch)
         else:
             outputs = _export_onnx(model, batch, path, quantize)
