@@ -161,7 +161,7 @@ def _calibration(datamodule: LightningDataModule, batches: int) -> list[Tensor]:
     """Up to `batches` input batches of the run's validation data (no augmentation), to calibrate static int8."""
     if batches < 1:
         raise ConfigError(f"--calibration_batches {batches} is too few; static int8 needs at least 1 (8 is typical)")
-    datamodule.setup("fit")
+    datamodule.setup("validate")  # not "fit": a distillation's data would run its teacher over the training set
     return [_inputs(batch) for batch, _ in zip(datamodule.val_dataloader(), range(batches), strict=False)]
 
 
