@@ -10,6 +10,7 @@ import numpy as np
 from trainkit.doctor.cases import CASES
 from trainkit.doctor.curves import Curves, Series, load_curves, resolve_run_dir
 from trainkit.doctor.diagnosis import Finding, diagnose
+from trainkit.doctor.layer_plot import LAYERS_PLOT_FILE, plot_layers
 
 REPORT_FILE = "doctor.md"
 PLOT_FILE = "doctor.png"
@@ -40,6 +41,7 @@ def examine(run_dir: str | Path, write: bool = True) -> Report:
         report.markdown = folder / REPORT_FILE
         report.markdown.write_text(markdown(report))
         report.plot = plot(curves, report.findings, folder / PLOT_FILE)
+        plot_layers(curves, folder / LAYERS_PLOT_FILE)
     return report
 
 
@@ -73,6 +75,8 @@ def markdown(report: Report) -> str:
             lines += [f"- `{flag}`" if flag.startswith("--") else f"- {flag}" for flag in finding.flags]
             lines.append("")
     lines += [f"![curves]({PLOT_FILE})", ""]
+    if report.curves.layers:
+        lines += [f"![layer health]({LAYERS_PLOT_FILE})", ""]
     return "\n".join(lines)
 
 
