@@ -97,6 +97,7 @@ class DistributedGuard(Callback):
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         if trainer.world_size <= 1 or not _is_collective_failure(exception):
+            self.teardown(trainer, pl_module, "")  # Lightning calls no callback's teardown after an exception
             return
         # No collective here: the peers are gone, and trainer.log_dir would broadcast.
         callback = trainer.checkpoint_callback
