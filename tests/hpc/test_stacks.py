@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from trainkit.doctor.report import examine, table
 from trainkit.hpc.stacks import StackDumps, where, whereabout_line
 
 from ._runs import DOCTOR_OFF, REPO, kill_tree, start
@@ -28,6 +29,9 @@ def test_sigquit_writes_this_process_stacks_and_they_read_as_elsewhere(tmp_path:
     text = (tmp_path / "stacks" / "rank0.txt").read_text()
     assert "test_sigquit_writes_this_process_stacks_and_they_read_as_elsewhere" in text
     assert where(text).startswith("is elsewhere: test_sigquit_writes_this_process_stacks")
+    # `trainkit doctor RUN` reads them back beside its findings.
+    (tmp_path / "metrics.csv").write_text("epoch,step,train/loss_step\n0,0,1.0\n")
+    assert "rank 0 is elsewhere: test_sigquit_writes" in table(examine(tmp_path, write=False))
 
 
 def test_a_stack_inside_a_collective_names_it_and_its_caller(tmp_path: Path) -> None:

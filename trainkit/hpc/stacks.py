@@ -115,6 +115,13 @@ def whereabout_line(folder: str | Path, world_size: int, peers: list[tuple[str, 
     return f"trainkit: hang forensics ({folder}): " + "; ".join(parts)
 
 
+def stacks_line(run_dir: str | Path) -> str | None:
+    """The whereabouts line for the stacks a run's ranks wrote (after a timeout or a SIGQUIT), or None."""
+    folder = Path(run_dir) / STACKS_DIR
+    ranks = [int(m[1]) for p in folder.glob("rank*.txt") if (m := re.fullmatch(r"rank(\d+)\.txt", p.name))]
+    return whereabout_line(folder, max(ranks) + 1) if ranks else None
+
+
 def where(text: str) -> str:
     """'waits at <collective> (...)' or 'is elsewhere: <function> at <file:line>', from one rank's stack file."""
     threads = [_frames(block) for block in re.split(r"\n(?=\S)", text.strip())]
