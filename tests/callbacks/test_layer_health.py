@@ -40,12 +40,12 @@ class Stack(nn.Module):
 
 
 def _fit_and_diagnose(trainkit, workdir: Path, **network: object) -> tuple[dict, list[str]]:  # noqa: ANN001
-    """Train `Stack(**network)` for 2 epochs (18 steps) with layer health every step; its metrics and the doctor's
+    """Train `Stack(**network)` for one epoch (9 steps) with layer health every step; its metrics and the doctor's
     findings."""
     backbone = {"class_path": "tests.callbacks.test_layer_health.Stack", "init_args": network}
     args = tiny_argv(DIABETES, "--model.init_args.backbone", str(backbone).replace("'", '"'),
                      "--layer_health.every_n_steps", "1", "--doctor.diagnose", "true", "--test_after_fit", "false",
-                     "--model.init_args.dropout", "0.0", epochs=2, log_every_n_steps=1)
+                     "--model.init_args.dropout", "0.0", epochs=1, log_every_n_steps=1, limit_val_batches=1)
     assert trainkit("fit", *args) == 0
     run = next((workdir / "runs" / "diabetes").iterdir())
     report = examine(run, write=False)
@@ -68,8 +68,8 @@ def test_the_doctor_names_a_dead_relu_block(workdir: Path, trainkit) -> None:  #
 
 
 def test_the_doctor_names_vanishing_gradients_in_a_deep_sigmoid_stack(workdir: Path, trainkit) -> None:  # noqa: ANN001
-    metrics, findings = _fit_and_diagnose(trainkit, workdir, depth=10, activation="sigmoid")
-    first, last = (float(metrics[f"layers/net.blocks.{i}/grad_norm"].values.mean()) for i in (0, 9))
+    metrics, findings = _fit_and_diagnose(trainkit, workdir, depth=8, activation="sigmoid")
+    first, last = (float(metrics[f"layers/net.blocks.{i}/grad_norm"].values.mean()) for i in (0, 7))
     assert 0 < first < 1e-3 * last
     assert any(line.startswith("vanishing_grads") and "first block net.blocks.0" in line for line in findings), findings
     assert not any(line.startswith(("dead_layer", "exploding_grads")) for line in findings)
