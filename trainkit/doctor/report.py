@@ -10,6 +10,8 @@ import numpy as np
 from trainkit.doctor.cases import CASES
 from trainkit.doctor.curves import Curves, Series, load_curves, resolve_run_dir
 from trainkit.doctor.diagnosis import Finding, diagnose
+from trainkit.doctor.layer_plot import LAYERS_PLOT_FILE, plot_layers
+from trainkit.hpc.stacks import stacks_line
 
 REPORT_FILE = "doctor.md"
 PLOT_FILE = "doctor.png"
@@ -40,6 +42,7 @@ def examine(run_dir: str | Path, write: bool = True) -> Report:
         report.markdown = folder / REPORT_FILE
         report.markdown.write_text(markdown(report))
         report.plot = plot(curves, report.findings, folder / PLOT_FILE)
+        plot_layers(curves, folder / LAYERS_PLOT_FILE)
     return report
 
 
@@ -47,14 +50,18 @@ def table(report: Report) -> str:
     """The terminal summary: one row per finding, with what to try beneath it."""
     curves = report.curves
     points = f"{len(curves.train)} train and {len(curves.val)} val points"
+    stacks = stacks_line(report.run_dir)
     if report.healthy:
-        return f"trainkit doctor: {report.run_dir}: healthy (no problem found in {points})"
+        healthy = f"trainkit doctor: {report.run_dir}: healthy (no problem found in {points})"
+        return healthy + (f"\n  {stacks}" if stacks else "")
     lines = [f"trainkit doctor: {report.run_dir}: {len(report.findings)} finding(s) in {points}",
              f"  {'case':<30} {'steps':<13} evidence"]
     for finding in report.findings:
         lines.append(f"  {finding.title:<30} {f'{finding.start}-{finding.end}':<13} {finding.evidence}")
         lines.append(f"  {'':<30} {'likely:':<13} {'; '.join(finding.causes)}")
         lines.append(f"  {'':<30} {'try:':<13} {'   '.join(finding.flags)}")
+    if stacks:
+        lines.append(f"  {stacks}")
     return "\n".join(lines)
 
 
@@ -72,7 +79,12 @@ def markdown(report: Report) -> str:
             lines += [f"## {finding.title}", "", f"Likely causes: {'; '.join(finding.causes)}.", "", "Try:", ""]
             lines += [f"- `{flag}`" if flag.startswith("--") else f"- {flag}" for flag in finding.flags]
             lines.append("")
+    stacks = stacks_line(report.run_dir)
+    if stacks:
+        lines += ["## Stacks", "", stacks.removeprefix("trainkit: "), ""]
     lines += [f"![curves]({PLOT_FILE})", ""]
+    if report.curves.layers:
+        lines += [f"![layer health]({LAYERS_PLOT_FILE})", ""]
     return "\n".join(lines)
 
 
