@@ -17,6 +17,7 @@ from trainkit.callbacks.prediction_writer import PredictionWriter
 from trainkit.callbacks.progress import ThrottledProgressBar
 from trainkit.callbacks.run_checkpoint import RunCheckpoint
 from trainkit.callbacks.speed import Speed
+from trainkit.callbacks.spike_guard import SpikeGuard
 from trainkit.callbacks.swa import SWA
 from trainkit.callbacks.throughput import Throughput
 from trainkit.callbacks.training_monitor import TrainingMonitor
@@ -41,6 +42,7 @@ CLI_CALLBACKS: dict[str, type[Callback]] = {
     "doctor": Doctor,
     "train_stats": TrainingMonitor,
     "nan_guard": NonFiniteGuard,
+    "spike_guard": SpikeGuard,
     "throughput": Throughput,
     "batch_size": BatchSize,
 }
@@ -57,5 +59,5 @@ __all__ = [
     "CLI_CALLBACKS", "EMA", "SWA", "BackboneFreeze", "BatchSize", "DataSummary", "Doctor", "EarlyStop", "ElasticNet",
     "LoRA",
     "NonFiniteGuard", "PredictionWriter", "attached", "RunCheckpoint", "Speed", "ThrottledProgressBar", "Throughput",
-    "TrainingMonitor", "WeightInit",
+    "TrainingMonitor", "WeightInit", "SpikeGuard",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +10,7 @@ import numpy as np
 from trainkit.doctor.cases import CASES
 from trainkit.doctor.curves import Curves, Series, load_curves, resolve_run_dir
 from trainkit.doctor.diagnosis import Finding, diagnose
+from trainkit.doctor.spikes import read_spikes, spikes_line
 
 REPORT_FILE = "doctor.md"
 PLOT_FILE = "doctor.png"
@@ -24,6 +25,8 @@ class Report:
     findings: list[Finding]
     markdown: Path | None = None
     plot: Path | None = None
+    spikes: list[dict] = field(default_factory=list)
+    """Loss spikes the spike guard caught (spikes.jsonl)."""
 
     @property
     def healthy(self) -> bool:
@@ -35,7 +38,7 @@ def examine(run_dir: str | Path, write: bool = True) -> Report:
     """Diagnose a run folder (or the newest run of an experiment folder) and write doctor.md and doctor.png."""
     folder = resolve_run_dir(run_dir)
     curves = load_curves(folder)
-    report = Report(folder, curves, diagnose(curves))
+    report = Report(folder, curves, diagnose(curves), spikes=read_spikes(folder))
     if write:
         report.markdown = folder / REPORT_FILE
         report.markdown.write_text(markdown(report))
@@ -47,15 +50,16 @@ def table(report: Report) -> str:
     """The terminal summary: one row per finding, with what to try beneath it."""
     curves = report.curves
     points = f"{len(curves.train)} train and {len(curves.val)} val points"
+    spikes = [f"  {spikes_line(report.spikes)}"] if report.spikes else []
     if report.healthy:
-        return f"trainkit doctor: {report.run_dir}: healthy (no problem found in {points})"
+        return "\n".join([f"trainkit doctor: {report.run_dir}: healthy (no problem found in {points})", *spikes])
     lines = [f"trainkit doctor: {report.run_dir}: {len(report.findings)} finding(s) in {points}",
              f"  {'case':<30} {'steps':<13} evidence"]
     for finding in report.findings:
         lines.append(f"  {finding.title:<30} {f'{finding.start}-{finding.end}':<13} {finding.evidence}")
         lines.append(f"  {'':<30} {'likely:':<13} {'; '.join(finding.causes)}")
         lines.append(f"  {'':<30} {'try:':<13} {'   '.join(finding.flags)}")
-    return "\n".join(lines)
+    return "\n".join(lines + spikes)
 
 
 def markdown(report: Report) -> str:
@@ -72,6 +76,8 @@ def markdown(report: Report) -> str:
             lines += [f"## {finding.title}", "", f"Likely causes: {'; '.join(finding.causes)}.", "", "Try:", ""]
             lines += [f"- `{flag}`" if flag.startswith("--") else f"- {flag}" for flag in finding.flags]
             lines.append("")
+    if report.spikes:
+        lines += [spikes_line(report.spikes), ""]
     lines += [f"![curves]({PLOT_FILE})", ""]
     return "\n".join(lines)
 
