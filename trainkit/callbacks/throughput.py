@@ -17,6 +17,9 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor
 
+from trainkit.reports.progress import FitClock
+from trainkit.reports.table import duration
+
 SYNC_SAMPLE_STEPS = 8  # CUDA: steps of the second logging window counted for host-device synchronisations
 
 
@@ -40,6 +43,10 @@ class Throughput(Callback):
         self._syncs: Any = None
         self._records: list[Any] = []
         self._sync_steps = self._sync_total = 0
+        self.clock = FitClock()
+        """The fit's start and length: the time left in progress.json on logging steps, the total in the summary."""
+        self._run_dir: str | None = None
+        self._fit_seconds = 0.0
 
     @property
     def enabled(self) -> bool:
@@ -53,6 +60,8 @@ class Throughput(Callback):
         self.totals = {"samples": 0.0, "tokens": 0.0, "seconds": 0.0, "wait": 0.0, "steps": 0.0, "peak_mem_gb": 0.0}
         self._windows = 0
         self._new_window(time.perf_counter())
+        self.clock.start(trainer)
+        self._run_dir = trainer.log_dir if trainer.loggers else None  # a broadcast: asked on every rank alike
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._resume()  # the first batch's wait then includes starting the loader's workers
@@ -92,6 +101,7 @@ class Throughput(Callback):
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._window.get("steps"):
             self._flush(trainer, pl_module, self._last_end or time.perf_counter(), log=False)
+        self._fit_seconds = self.clock.elapsed
 
     def summary(self) -> list[str]:
         """End-of-fit summary lines (empty before any step)."""
@@ -104,7 +114,9 @@ class Throughput(Callback):
         memory = "peak device memory" if self._cuda else "peak RSS"
         return [f"  throughput       {rate}, {1e3 * totals['seconds'] / totals['steps']:.1f} ms/step, "
                 f"data wait {100 * totals['wait'] / totals['seconds']:.0f}% of step time, "
-                f"{memory} {totals['peak_mem_gb']:.2f} GB"]
+                f"{memory} {totals['peak_mem_gb']:.2f} GB",
+                f"  total time       {duration(self._fit_seconds)} (training and validation; "
+                f"{duration(totals['seconds'])} in training steps)"]
 
     def _pause(self) -> None:
         """Validation and epoch-end work (checkpoints) are not training throughput: their time is left out."""
@@ -144,6 +156,8 @@ class Throughput(Callback):
             step = trainer.fit_loop.epoch_loop._batches_that_stepped  # the row Lightning writes this step's loss in
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=step)
+            if self._run_dir:
+                self.clock.write(trainer, self._run_dir)  # for `trainkit runs`: the time this run has left
         self._windows += 1
         self._new_window(now)
 
