@@ -20,7 +20,7 @@ from trainkit.doctor.report import examine
 from trainkit.reports.progress import PROGRESS_FILE
 from trainkit.tasks import ClassificationModule
 
-KEYS = ("train/samples_per_sec", "train/step_time", "train/data_wait_frac", "train/peak_mem_gb")
+KEYS = ("train/samples_per_sec", "train/step_time", "train/data_wait_frac", "train/peak_mem_gb", "train/mfu")
 
 
 def test_throughput_is_logged_and_consistent(tmp_path: Path) -> None:
@@ -34,6 +34,12 @@ def test_throughput_is_logged_and_consistent(tmp_path: Path) -> None:
     assert np.allclose(product, 32, rtol=0.1)
     assert (metrics["train/data_wait_frac"].values >= 0).all() and (metrics["train/data_wait_frac"].values < 1).all()
     assert (metrics["train/peak_mem_gb"].values > 0.01).all()  # CPU: the process's peak RSS, tens of MB at least
+    # The MLP 64-64-10: forward 2 x (64x64 + 64x10) multiply-adds a sample; backward twice that, less the first
+    # layer's input gradient (the images need none).
+    assert throughput.flops_per_sample == 3 * 2 * (64 * 64 + 64 * 10) - 2 * 64 * 64
+    mfu = metrics["train/mfu"].values
+    assert np.allclose(mfu, throughput.flops_per_sample * metrics["train/samples_per_sec"].values
+                       / throughput.peak_flops) and (mfu > 0).all() and (mfu < 1).all()
     line, total = throughput.summary()
     assert "samples/s" in line and "ms/step" in line and "data wait" in line
     assert total.startswith("  total time") and "in training steps" in total
