@@ -6,6 +6,7 @@ Extra commands (`trainkit lr-find`, `trainkit doctor`, ...) are the modules of `
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import pkgutil
@@ -172,6 +173,20 @@ def _unimportable_class_path(chain: list[BaseException]) -> str | None:
     return None
 
 
+def _disk_full(error: BaseException, argv: list[str]) -> str | None:
+    """A full disk or quota anywhere under the run (logs, reports, config), named with its folder and the way out;
+    checkpoints are staged and renamed (hpc/atomic.py), so the ones already written stay whole."""
+    full = next((e for e in _chain(error) if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)), None)
+    if full is None:
+        return None
+    from trainkit.saved_config import flag_value
+
+    where = full.filename or flag_value(argv, "--runs_dir") or "runs"
+    return (f"no space left on the device of {Path(where).resolve()} ({os.strerror(full.errno)}); free space there "
+            "or pass --runs_dir on another disk; the checkpoints written so far are whole and a rerun with "
+            "--ckpt_path last resumes")
+
+
 def _is_usage_error(error: BaseException) -> bool:
     return any(isinstance(e, ConfigError) or type(e).__name__ == "ArgumentError" for e in _chain(error))
 
@@ -206,7 +221,8 @@ def main(argv: list[str] | None = None) -> None:
             raise
         is_usage = _is_usage_error(error)
         prefix = "" if is_usage else f"{type(error).__name__}: "
-        print(f"trainkit: error: {prefix}{one_line(error)} (set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
+        line = _disk_full(error, argv) or f"{prefix}{one_line(error)}"
+        print(f"trainkit: error: {line} (set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
         sys.exit(2 if is_usage else 1)
 
 

@@ -21,15 +21,15 @@ def with_saved_config(argv: list[str]) -> list[str]:
     if argv[0] == "predict":
         argv = [_SOURCE_FLAG + arg[len("--source"):] if arg.split("=")[0] == "--source" else arg for arg in argv]
     flags = {arg.split("=", 1)[0] for arg in argv[1:]}
-    ckpt = _value(argv, "--ckpt_path")
+    ckpt = flag_value(argv, "--ckpt_path")
     if flags & set(_CONFIG_FLAGS) or ckpt is None:
         return argv
     if ckpt in CKPT_ALIASES:
-        runs_dir, experiment = _value(argv, "--runs_dir") or "runs", _value(argv, "--experiment")
+        runs_dir, experiment = flag_value(argv, "--runs_dir") or "runs", flag_value(argv, "--experiment")
         if experiment is None:
             raise ConfigError(f"--ckpt_path {ckpt} without --config needs the experiment; add --experiment NAME, "
                               "or pass the checkpoint file (runs/<experiment>/version_N/checkpoints/best.ckpt)")
-        ckpt = resolve_ckpt_path(ckpt, runs_dir, experiment, (), _value(argv, "--run_name"))
+        ckpt = resolve_ckpt_path(ckpt, runs_dir, experiment, (), flag_value(argv, "--run_name"))
     saved = saved_config(ckpt) if ckpt else None
     if saved is None:
         raise ConfigError(f"checkpoint '{ckpt}' has no config.yaml beside its run folder; pass the experiment's "
@@ -56,7 +56,7 @@ def newest_config(run_dir: str | Path) -> Path | None:
     return saved[-1] if saved else None
 
 
-def _value(argv: list[str], flag: str) -> str | None:
+def flag_value(argv: list[str], flag: str) -> str | None:
     """The value of `flag` (`--flag VALUE` or `--flag=VALUE`); the last one wins, as in the parser."""
     found = None
     for index, arg in enumerate(argv):

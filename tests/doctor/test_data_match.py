@@ -33,6 +33,16 @@ CASES = {
         [*CLASSIFIER, *MLP, "--model.init_args.mode", "multilabel", *CSV, "[label]", "--data.init_args.task",
          "classification"],
         "mode=multilabel needs targets of shape (N, 3) (one 0/1 column per label) but the data gives (8,)"),
+    "a segmentation model on classification data": (
+        ["--model", "SegmentationModule", "--model.init_args.encoder", "test_resnet", "--model.init_args.num_classes",
+         "10", "--model.init_args.in_chans", "1", "--data", "DigitsDataModule", "--data.init_args.image_size", "16"],
+        "the segmentation model needs a mask per image (integer targets of shape (N, H, W)) but the data gives one "
+        "label per image, shape (8,); train a ClassificationModule on this data"),
+    "a classifier on segmentation masks": (
+        [*CLASSIFIER[:2], "--model.init_args.num_classes", "4", "--model.init_args.backbone", "test_resnet", "--data",
+         "ShapesDataModule", "--data.init_args.image_size", "16", "--data.init_args.num_train", "16"],
+        "the data gives a mask per image (shape (8, 16, 16)) but the model is a classifier, which needs one label "
+        "per image; train a SegmentationModule on this data"),
 }
 
 

@@ -1,6 +1,7 @@
 """Model/data mismatches found on the first batch, before training: the network's output width against
-`num_classes`, label values outside [0, num_classes), regression data under a classifier and the reverse, and
-targets of the wrong shape for the loss. Each problem is one line naming the fix."""
+`num_classes`, label values outside [0, num_classes), regression data under a classifier and the reverse, image
+labels under a segmentation model and the reverse, and targets of the wrong shape for the loss. Each problem is one
+line naming the fix."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ def model_data_mismatches(module: Any, batch: Any, datamodule: Any = None) -> li
     if not (isinstance(batch, list | tuple) and len(batch) == 2 and all(isinstance(b, Tensor) for b in batch)):
         return []  # not (inputs, targets): language, metric-learning pairs, ... have their own checks
     x, y = batch
+    if hasattr(module, "ignore_index") and hasattr(module, "num_classes"):
+        return _segmentation_targets(y)
     if hasattr(module, "output_width") and hasattr(module, "num_classes"):
         problems = _classification_targets(module, y, _stored_labels(datamodule))
         return problems or _output_width(module, x)
@@ -24,9 +27,24 @@ def model_data_mismatches(module: Any, batch: Any, datamodule: Any = None) -> li
     return []
 
 
+def _segmentation_targets(y: Tensor) -> list[str]:
+    """A segmentation model needs one class index per pixel: (N, H, W) masks."""
+    if y.ndim == 3 and not y.is_floating_point():
+        return []
+    if y.ndim == 4 and y.shape[1] == 1 and not y.is_floating_point():
+        return []  # (N, 1, H, W): the task squeezes the channel
+    kind = "one label per image" if y.ndim == 1 else f"{'float' if y.is_floating_point() else 'integer'} targets"
+    return [f"the segmentation model needs a mask per image (integer targets of shape (N, H, W)) but the data gives "
+            f"{kind}, shape {tuple(y.shape)}; train a ClassificationModule on this data, or give the model a mask "
+            "DataModule (MaskFolderDataModule: images/ and masks/ folders)"]
+
+
 def _classification_targets(module: Any, y: Tensor, stored: Tensor | None) -> list[str]:
     classes, mode = module.num_classes, getattr(module, "mode", "multiclass")
     shape = tuple(y.shape)
+    if y.ndim >= 3 and not y.is_floating_point():
+        return [f"the data gives a mask per image (shape {shape}) but the model is a classifier, which needs one "
+                "label per image; train a SegmentationModule on this data"]
     if mode == "multilabel":
         if y.ndim != 2 or y.shape[1] != classes:
             return [f"mode=multilabel needs targets of shape (N, {classes}) (one 0/1 column per label) but the data "

@@ -51,6 +51,7 @@ class ReportWriter:
 def write_report(task: Any, writer: ReportWriter) -> list[Path]:
     """Run `writer` at the end of a test; a report that fails prints one line and never fails the finished test."""
     trainer = task.trainer
+    out_dir = None
     try:
         data = writer.gathered(task) if writer.kept else {}
         log_dir = trainer.log_dir if trainer.loggers else None  # log_dir is a broadcast: every rank asks
@@ -63,6 +64,7 @@ def write_report(task: Any, writer: ReportWriter) -> list[Path]:
         return paths
     except Exception as error:  # noqa: BLE001  a plot must never cost the user a finished run
         text = " ".join(str(error).split()) or type(error).__name__
-        print(f"trainkit: report not written ({type(writer).__name__}): {type(error).__name__}: {text}",
+        where = f" to {out_dir}" if out_dir is not None else ""
+        print(f"trainkit: report not written{where} ({type(writer).__name__}): {type(error).__name__}: {text}",
               file=sys.stderr, flush=True)
         return []

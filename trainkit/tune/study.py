@@ -161,7 +161,8 @@ def make_sampler(settings: StudySettings, seed: int) -> Any:
 
 
 def make_pruner(settings: StudySettings) -> Any:
-    """The pruner; its steps are validations (1, 2, ...), so trials with different batch sizes still compare."""
+    """The pruner; its steps are validations (1, 2, ...), so trials with different batch sizes still compare, or percent
+    of each trial's run when the search changes run lengths (`trial.report_steps`)."""
     import optuna
 
     if settings.pruner == "median":

@@ -23,6 +23,9 @@ VALUE = "value"
 """User attribute: the trial's objective, the best monitored value, written when its fit ends."""
 FATAL = "fatal"
 """User attribute: an error every trial would hit (a monitor never logged); the runner stops the study on it."""
+SCHEDULE_KEYS = ("trainer.max_epochs", "trainer.max_steps", "trainer.check_val_every_n_epoch",
+                 "trainer.val_check_interval")
+"""Searched keys that change how many validations a trial has: trials are then compared by fraction of their run."""
 PARENT_ENV = "TRAINKIT_TUNE_PARENT"
 """The runner's pid, given to each trial so it dies with the runner (and is resumed by the next one)."""
 
@@ -46,6 +49,7 @@ class TrialReporter(Callback):
         self.folder, self.number = Path(folder), number
         self.settings = studies.read_settings(self.folder)
         self.validations = 0
+        self.reported_step = 0
         self.best: float | None = None
         self.stop_reason: str | None = None  # "pruned": the CLI then skips the test pass and says why the fit stopped
         self._trial: Any = None
@@ -66,10 +70,11 @@ class TrialReporter(Callback):
         return self._trial
 
     def state_dict(self) -> dict[str, Any]:
-        return {"validations": self.validations, "best": self.best}
+        return {"validations": self.validations, "best": self.best, "reported_step": self.reported_step}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.validations, self.best = state_dict["validations"], state_dict["best"]
+        self.reported_step = state_dict.get("reported_step", self.validations)
 
     def on_sanity_check_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._check_monitor(trainer)  # seconds into the first trial, before the Doctor's own check of it
@@ -85,9 +90,12 @@ class TrialReporter(Callback):
             self.best = value
         prune = False
         if trainer.is_global_zero:
-            self.trial.report(value, self.validations)
-            prune = self.validations > warmup_validations(trainer, self.settings.warmup_validations) and (
-                self.trial.should_prune())
+            steps = report_steps(self.reported_step, self.validations, self._validations_in_run(trainer))
+            for step in steps:
+                self.trial.report(value, step)
+            self.reported_step = steps[-1] if steps else self.reported_step
+            spared = warmup_validations(trainer, self.settings.warmup_validations)
+            prune = bool(steps) and self.validations > spared and self.trial.should_prune()
             if prune:
                 self.trial.set_user_attr(PRUNED_AT, self.validations)
         if trainer.world_size > 1:
@@ -113,6 +121,13 @@ class TrialReporter(Callback):
         else:  # NaN when every validation diverged: Optuna then marks the trial failed
             self.trial.set_user_attr(VALUE, float("nan") if value is None else value)
 
+    def _validations_in_run(self, trainer: Trainer) -> int | None:
+        """This trial's number of validations when the search changes run lengths (so steps become percent of the
+        run), else None (steps are validations)."""
+        if not any(key.removeprefix("--") in SCHEDULE_KEYS for key in self.settings.space):
+            return None
+        return validations_in_run(trainer)
+
     def _check_monitor(self, trainer: Trainer) -> None:
         monitor, logged = self.settings.monitor, sorted(trainer.callback_metrics)
         if monitor in logged or (trainer.sanity_checking and not any(
@@ -125,15 +140,32 @@ class TrialReporter(Callback):
         raise ConfigError(message)
 
 
+def validations_in_run(trainer: Trainer) -> int | None:
+    """How many validations this run will have, or None when that is not known from epochs alone."""
+    epochs, every = trainer.max_epochs or -1, trainer.check_val_every_n_epoch or 1
+    if epochs <= 0 or trainer.val_check_interval != 1.0:
+        return None
+    return max(1, epochs // every)
+
+
+def report_steps(reported: int, validations: int, total: int | None) -> list[int]:
+    """The pruner steps a trial's latest validation is reported at. Steps are validations, or, when `total` is given
+    (trials of different lengths), percent of the run: every percent since the last report gets the value, so any
+    two trials have values at the same fraction of their runs to compare (Optuna compares at equal steps only)."""
+    if total is None:
+        return [validations]
+    return list(range(reported + 1, min(100, math.ceil(100 * validations / total)) + 1))
+
+
 def warmup_validations(trainer: Trainer, setting: int | None) -> int:
     """Validations never pruned: `setting`, or when unset the first quarter of this trial's validations (at least
     one): early epochs sit at chance level in every trial, so a median taken there prunes on noise."""
     if setting is not None:
         return setting
-    epochs, every = trainer.max_epochs or -1, trainer.check_val_every_n_epoch or 1
-    if epochs <= 0 or trainer.val_check_interval != 1.0:
+    total = validations_in_run(trainer)
+    if total is None:
         return 1  # length unknown here (max_steps, several validations an epoch): spare the first one
-    return max(1, math.ceil(0.25 * (epochs // every)))
+    return max(1, math.ceil(0.25 * total))
 
 
 def _die_with_runner() -> None:
