@@ -74,11 +74,11 @@ class Throughput(Callback):
             torch.cuda.reset_peak_memory_stats(pl_module.device)
         self.totals = {"samples": 0.0, "tokens": 0.0, "seconds": 0.0, "wait": 0.0, "steps": 0.0, "peak_mem_gb": 0.0}
         self._windows = 0
+        self.peak_flops = _peak_flops(trainer, pl_module.device)  # on CPU 0.2 s of matmuls: before the clock starts
+        self._count_first = self.peak_flops is not None and self.flops_per_sample is None
+        self._run_dir = trainer.log_dir if trainer.loggers else None  # a broadcast: asked on every rank alike
         self._new_window(time.perf_counter())
         self.clock.start(trainer)
-        self._run_dir = trainer.log_dir if trainer.loggers else None  # a broadcast: asked on every rank alike
-        self.peak_flops = _peak_flops(trainer, pl_module.device)
-        self._count_first = self.peak_flops is not None and self.flops_per_sample is None
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._resume()  # the first batch's wait then includes starting the loader's workers
