@@ -7,9 +7,10 @@ STAMP := $(VENV)/.installed-stamp
 CONFIG ?= configs/classification/digits.yaml
 PYTEST_ARGS ?=
 # Test processes: most tests are a single-threaded Python process, so 2 workers use both cores of a 2-core machine.
-# Tests that start a SLURM cluster or network namespaces share the group `cluster` and run one at a time.
+# Tests that start a SLURM cluster share the group `cluster` and run one at a time (tests/conftest.py says why).
 TEST_WORKERS ?= 2
-# --durations=25: every run (CI's included) ends with its 25 slowest tests, so a test that grows shows up.
+# --durations=25: every run (CI's included) ends with its 25 slowest tests, so a test that grows shows up, and
+# (tests/conftest.py) with the suite's CPU seconds and its 25 costliest tests: on a busy machine, the fair measure.
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25
 
 .DEFAULT_GOAL := help

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 from pathlib import Path
 
 import pytest
@@ -34,10 +35,11 @@ TINY_DIGITS = tiny_argv(DIGITS_CONFIG, "--model.init_args.backbone", "test_resne
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that start a SLURM cluster or network namespaces (machine-wide state) run one at a time, on one worker
-    of `pytest -n N --dist loadgroup`."""
+    """Tests that start a SLURM cluster (munge and /tmp/trainkit-slurm.lock are machine-wide) run one at a time, on
+    one worker of `pytest -n N --dist loadgroup`. Network namespaces alone need no group: each test's namespaces,
+    veth pair and /etc/netns files are named by its process id, and its addresses and ports live inside them."""
     for item in items:
-        if item.get_closest_marker("slurm") or item.get_closest_marker("netns"):
+        if item.get_closest_marker("slurm"):
             item.add_marker(pytest.mark.xdist_group("cluster"))
 
 
@@ -50,6 +52,49 @@ def _threads_per_test_process() -> int:
 
 THREADS = _threads_per_test_process()
 os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))  # the processes tests start inherit it
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of the child processes it has waited for."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+_CPU_START = pytest.StashKey[float]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_CPU_START] = _cpu_seconds()
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
+    """Each test's CPU seconds (setup to teardown, its subprocesses included) ride on its teardown report, so that
+    xdist workers hand them to the summary below: on a shared machine wall time says little, CPU time is the cost."""
+    report = yield
+    if call.when == "teardown" and _CPU_START in item.stash:
+        report.user_properties.append(("cpu_s", _cpu_seconds() - item.stash[_CPU_START]))
+    return report
+
+
+_CPU_SPENT: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for key, value in report.user_properties:
+        if key == "cpu_s" and report.when == "teardown":
+            _CPU_SPENT[report.nodeid] = value
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The suite's CPU seconds in all and its 25 costliest tests (like --durations, in CPU time, children included)."""
+    if _CPU_SPENT:
+        total = sum(_CPU_SPENT.values())
+        terminalreporter.write_sep("=", f"CPU time: {total:.0f} s in {len(_CPU_SPENT)} tests; the 25 costliest")
+        for nodeid, seconds in sorted(_CPU_SPENT.items(), key=lambda kv: -kv[1])[:25]:
+            terminalreporter.write_line(f"{seconds:7.1f}s cpu  {nodeid}")
 
 
 @pytest.fixture(autouse=True)
@@ -65,16 +110,18 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-@pytest.fixture
-def trainkit(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+def run_trainkit(*args: str | Path) -> int:
     """Call `trainkit ARGS...` in-process; returns the exit code (0 when it returned normally)."""
     from trainkit.console import main
 
-    def run(*args: str) -> int:
-        try:
-            main([str(a) for a in args])
-        except SystemExit as done:
-            return int(done.code or 0)
-        return 0
+    try:
+        main([str(a) for a in args])
+    except SystemExit as done:
+        return int(done.code or 0)
+    return 0
 
-    return run
+
+@pytest.fixture
+def trainkit(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """`run_trainkit` as a fixture: call `trainkit ARGS...` in-process, get the exit code."""
+    return run_trainkit

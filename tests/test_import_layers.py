@@ -19,6 +19,7 @@ LAYERS: list[set[str]] = [
     {"hpc"},  # the doctor's preflight reads the SLURM layout the way hpc's topology check does
     {"augment", "losses", "metrics", "models", "optim", "doctor"},
     {"checkpoints"},  # the one weights-only checkpoint loader (tasks rebuilt from a file by the class it records)
+    {"pretrained"},  # local pretrained weights into timm backbones, read through that loader
     {"runs"},
     {"saved_config"},
     {"reports"},  # tasks call their report writer at test end

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import timm
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -117,3 +118,37 @@ def test_unfreezing_mid_run_is_refused_under_ddp() -> None:
         BackboneFreeze(epochs=2).setup(ddp, model, "fit")
     BackboneFreeze(epochs=-1).setup(ddp, model, "fit")  # frozen throughout is fine: nothing joins later
     assert not any(p.requires_grad for k, p in model.net.named_parameters() if not k.startswith("fc."))
+
+
+@pytest.mark.slow
+def test_progressive_unfreezing_through_fit(workdir: Path, trainkit) -> None:  # noqa: ANN001
+    """--freeze.stage_epochs 1 on test_resnet (stages: stem, layer1..layer4): epoch 0 the head alone, epoch 1 layer4
+    joins at its own LR; after 2 epochs every other stage (BatchNorm statistics too) is the file's, bit for bit."""
+    from tests.conftest import TINY_DIGITS
+
+    weights = timm.create_model("test_resnet", in_chans=1).state_dict()
+    torch.save(weights, workdir / "w.pth")
+    assert trainkit("fit", *TINY_DIGITS, "--model.init_args.pretrained", workdir / "w.pth", "--freeze.stage_epochs",
+                    "1", "--model.init_args.optimizer.backbone_lr_scale", "0.1", "--model.init_args.scheduler.name",
+                    "cosine", "--trainer.max_epochs", "2", "--test_after_fit", "false") == 0
+    checkpoint = torch.load(next(workdir.rglob("last.ckpt")), weights_only=True)
+    state = checkpoint["state_dict"]
+    kept = [k for k in weights if not k.startswith(("layer4.", "fc.")) and "num_batches" not in k]
+    assert all(torch.equal(state[f"net.{k}"], weights[k]) for k in kept)
+    assert not torch.equal(state["net.layer4.0.conv1.weight"], weights["layer4.0.conv1.weight"])
+    assert not torch.equal(state["net.layer4.0.bn1.running_mean"], weights["layer4.0.bn1.running_mean"])
+    groups = checkpoint["optimizer_states"][0]["param_groups"]
+    layer4 = sum(1 for k in weights if k.startswith("layer4.") and "running" not in k and "num_batches" not in k)
+    assert sum(len(g["params"]) for g in groups) == 2 + layer4  # the head's 2 tensors, then layer4's
+    assert [g["initial_lr"] for g in groups[-2:]] == pytest.approx([0.1 * groups[0]["initial_lr"]] * 2)
+
+
+def test_stage_epochs_needs_a_timm_backbone_and_is_one_recipe() -> None:
+    from tests.optim._tiny import TinyTask, loader
+
+    with pytest.raises(ConfigError, match="two recipes; set one of them"):
+        BackboneFreeze(epochs=2, stage_epochs=1)
+    run = Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                  callbacks=[BackboneFreeze(stage_epochs=1)])
+    with pytest.raises(ConfigError, match="needs a backbone/head split|needs a timm backbone"):
+        run.fit(TinyTask(), train_dataloaders=loader())

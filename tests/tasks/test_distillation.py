@@ -9,28 +9,19 @@ import pytest
 import torch
 from lightning.pytorch import Trainer
 
-from tests.conftest import REPO, TINY_DIGITS, tiny_argv
+from tests.conftest import REPO, TINY_DIGITS, run_trainkit, tiny_argv
 from trainkit.checkpoints import load_task
-from trainkit.console import main
 from trainkit.data import DigitsDataModule, TeacherLogitsDataModule
 from trainkit.tasks import ClassificationModule, DistillationModule
 
 CONFIG = REPO / "configs" / "distillation" / "digits.yaml"
 
 
-def _run(*args: str) -> int:
-    try:
-        main([str(a) for a in args])
-    except SystemExit as done:
-        return int(done.code or 0)
-    return 0
-
-
 @pytest.fixture(scope="module")
 def teacher_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real trainkit checkpoint of the tiny digits classifier (test_resnet, 16 px)."""
     runs = tmp_path_factory.mktemp("teacher_runs")
-    assert _run("fit", *TINY_DIGITS, "--runs_dir", runs, "--test_after_fit", "false") == 0
+    assert run_trainkit("fit", *TINY_DIGITS, "--runs_dir", runs, "--test_after_fit", "false") == 0
     return runs / "digits" / "version_0" / "checkpoints" / "best.ckpt"
 
 
@@ -81,7 +72,7 @@ def test_checkpoint_holds_only_the_student_and_tests_without_teacher(
     args = tiny_argv(CONFIG, "--model.init_args.teacher", teacher, "--model.init_args.backbone", "test_resnet",
                      "--data.init_args.image_size", "16", limit_train_batches=3, limit_val_batches=2,
                      limit_test_batches=2)
-    assert _run("fit", *args) == 0
+    assert run_trainkit("fit", *args) == 0
     out = capsys.readouterr().out
     assert "distillation      parameters   test acc" in out and "test/teacher_acc" in out
     teacher_params = sum(p.numel() for p in load_task(teacher).parameters())
@@ -90,7 +81,7 @@ def test_checkpoint_holds_only_the_student_and_tests_without_teacher(
     state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
     assert state and all(k.startswith("net.") for k in state)
     teacher.unlink()  # the student checkpoint is all `trainkit test` needs
-    assert _run("test", *args, "--ckpt_path", best) == 0
+    assert run_trainkit("test", *args, "--ckpt_path", best) == 0
     assert "test/acc" in capsys.readouterr().out
 
 

@@ -77,6 +77,47 @@ def test_prompt_tokens_contribute_nothing_to_the_sft_loss() -> None:
     assert model.step(with_prompt, "val")[0].item() != pytest.approx(loss.item())
 
 
+class _Gradients(Callback):
+    """The gradient the first optimizer step takes (after the window's scaling, before clipping)."""
+
+    def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: object) -> None:
+        if trainer.global_step == 0:
+            self.grads = [p.grad.clone() for p in pl_module.parameters() if p.grad is not None]
+
+
+def _first_step_gradients(
+    tmp_path: Path, batches: list[dict], accumulate: int, per_micro_batch: bool = False
+) -> tuple[list, float]:
+    """The first step's gradients and the last logged train/loss, from the same initial weights each time."""
+    torch.manual_seed(0)
+    model = CausalLMModule(model_config=TINY)
+    if per_micro_batch:  # the old behaviour: each micro-batch's own token mean
+        model.token_mean_loss = False
+    grads = _Gradients()
+    trainer = _trainer(tmp_path, grads, max_steps=1, limit_val_batches=0, accumulate_grad_batches=accumulate)
+    trainer.fit(model, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
+    return grads.grads, trainer.callback_metrics["train/loss_step"].item()
+
+
+def test_accumulated_micro_batches_give_the_full_batch_gradient(tmp_path: Path) -> None:
+    batch = _batch(InstructionDataModule(**DATA))
+    order = (batch["labels"] != IGNORE).sum(-1).argsort()  # short answers in one half, long ones in the other
+    halves = []
+    for rows in order.chunk(2):  # each half padded to its own length, as a collate would
+        length = int(batch["attention_mask"][rows].sum(-1).max())
+        halves.append({key: batch[key][rows, :length] for key in ("input_ids", "attention_mask", "labels")})
+    targets = [int((half["labels"] != IGNORE).sum()) for half in halves]
+    assert targets[0] != targets[1]
+    whole = {key: batch[key] for key in ("input_ids", "attention_mask", "labels")}
+    full, logged = _first_step_gradients(tmp_path, [whole], accumulate=1)
+    accumulated, _ = _first_step_gradients(tmp_path, halves, accumulate=2)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(full, accumulated, strict=True))
+    torch.manual_seed(0)
+    assert logged == pytest.approx(CausalLMModule(model_config=TINY).step(whole, "train")[0].item(), rel=1e-5)
+    old, _ = _first_step_gradients(tmp_path, halves, accumulate=2, per_micro_batch=True)
+    assert not all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(full, old, strict=True))
+
+
 def test_dpo_loss_matches_the_formula() -> None:
     policy_chosen, policy_rejected = torch.tensor([-1.0, -4.0]), torch.tensor([-3.0, -2.0])
     ref_chosen, ref_rejected = torch.tensor([-2.0, -3.0]), torch.tensor([-2.0, -3.0])

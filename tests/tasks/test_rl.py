@@ -13,6 +13,7 @@ from torch import Tensor
 
 from tests.conftest import REPO
 from tests.tasks.test_language import DATA, TINY, TINY_CLI, _error_line, _trainer
+from trainkit.checkpoints import load_task
 from trainkit.data import PromptDataModule
 from trainkit.losses.ppo import clipped_policy_loss, group_advantages
 from trainkit.metrics.rewards import ExactMatchReward, RewardFunction
@@ -69,6 +70,20 @@ def test_answers_are_counted_up_to_their_first_eos() -> None:
     assert ExactMatchReward()(["p", "p"], [" 85", "tac"], ["85", "cat"]).tolist() == [1.0, 0.0]
 
 
+def test_an_answer_that_stops_early_earns_its_exact_match_reward() -> None:
+    model = RLModule(reference="initial", reward_fn=ExactMatchReward(), model_config=TINY, group_size=2)
+    tokenizer = model.tokenizer
+    prompt = tokenizer("add 40+45 =")["input_ids"]
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    # generate pads an answer that ended before the batch's longest with pad_token_id: 85 <eos> <pad> <pad>
+    answers = [[*tokenizer(" 85")["input_ids"], eos, pad, pad], [*tokenizer(" 8500")["input_ids"], eos]]
+    ids = torch.tensor([prompt + a for a in answers])
+    start = len(prompt)
+    response_mask = _until_eos(ids[:, start:], eos)
+    batch = {"prompts": ["add 40+45 ="], "references": ["85"]}
+    assert model.score(batch, ids, torch.ones_like(ids), start, response_mask).tolist() == [1.0, 0.0]
+
+
 @pytest.mark.slow  # ~8 s: six batches of sampling and two updates each
 def test_grpo_steps_raise_the_reward_and_never_touch_the_reference(tmp_path: Path) -> None:
     model = RLModule(reference="initial", reward_fn=AsciiShare(), model_config=TINY, group_size=4,
@@ -95,6 +110,18 @@ def test_grpo_steps_raise_the_reward_and_never_touch_the_reference(tmp_path: Pat
     assert saved and not any(k.startswith(f"{REFERENCE}.") for k in saved)
 
 
+def test_gae_option_trains_a_value_head_beside_the_policy(tmp_path: Path) -> None:
+    model = RLModule(reference="initial", reward_fn=AsciiShare(), model_config=TINY, group_size=2, max_new_tokens=3,
+                     advantage="gae", optimizer=OptimizerConfig(lr=0.01))
+    assert model.value_head.weight.abs().sum() == 0
+    data = PromptDataModule(**{**DATA, "batch_size": 2})
+    trainer = _trainer(tmp_path, limit_train_batches=2, limit_val_batches=0)
+    trainer.fit(model, datamodule=data)
+    assert model.value_head.weight.abs().sum() > 0  # the value loss reached the head through its param group
+    assert trainer.callback_metrics["train/value_loss_epoch"] >= 0
+    assert not any(p.requires_grad for p in model.reference_model.parameters())
+
+
 def _ascii_mass(model: RLModule, batch: dict) -> float:
     """Mean probability the policy gives an ASCII byte as the first answer token: its expected AsciiShare reward."""
     with torch.no_grad():
@@ -111,6 +138,8 @@ def test_rl_through_the_cli(workdir: Path, trainkit) -> None:
     assert trainkit("fit", "--config", RL, *tiny, "--runs_dir", runs) == 0
     rows = list(csv.DictReader((runs / "lm_rl" / "version_0" / "metrics.csv").open()))
     assert any(r.get("train/reward_step") for r in rows) and any(r.get("test/exact_match") for r in rows)
+    reloaded = load_task(runs / "lm_rl" / "version_0" / "checkpoints" / "last.ckpt")  # as export and test do
+    assert isinstance(reloaded.reward_fn, ExactMatchReward)
 
 
 @pytest.mark.parametrize(

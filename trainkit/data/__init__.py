@@ -10,6 +10,7 @@ from trainkit.data.digits import DigitsDataModule
 from trainkit.data.image_folder import ImageFolderDataModule
 from trainkit.data.instructions import InstructionDataModule
 from trainkit.data.mask_folder import MaskFolderDataModule
+from trainkit.data.photo_patches import PhotoPatchesDataModule
 from trainkit.data.preferences import PreferenceDataModule
 from trainkit.data.prompts import PromptDataModule
 from trainkit.data.shape_geometry import ShapeGeometryDataModule
@@ -27,6 +28,7 @@ __all__ = [
     "ImageFolderDataModule",
     "InstructionDataModule",
     "MaskFolderDataModule",
+    "PhotoPatchesDataModule",
     "PreferenceDataModule",
     "PromptDataModule",
     "ShapeGeometryDataModule",

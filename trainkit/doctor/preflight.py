@@ -3,7 +3,6 @@ one-line strings that name the bad value and the fix; an empty list means the ch
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -12,7 +11,7 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-from trainkit.errors import ConfigError, did_you_mean
+from trainkit.errors import ConfigError, close_names, did_you_mean
 from trainkit.hpc.slurm_env import slurm_layout
 
 _SHARDED = ("fsdp", "deepspeed", "model_parallel")  # strategies that need CUDA devices
@@ -184,7 +183,7 @@ def missing_monitors(watched: dict[str, list[str]], logged: Iterable[str], only_
     for name, users in watched.items():
         if name in logged or (only_prefixes and name.split("/")[0] not in prefixes):
             continue
-        close = difflib.get_close_matches(name, logged, n=1)
+        close = close_names(name, logged, n=1)
         fix = f"set --monitor {close[0]}" if close else "set --monitor to one of them"
         problems.append(f"monitor '{name}' ({', '.join(users)}) is never logged; logged: {', '.join(logged)}; {fix}")
     return problems

@@ -15,6 +15,7 @@ from trainkit.errors import ConfigError
 from trainkit.models.lora import restore_lora
 from trainkit.optim import OptimizerConfig, SchedulerConfig
 from trainkit.optim.param_groups import BackboneSplit
+from trainkit.pretrained import normalization
 from trainkit.reports.base import ReportWriter, write_report
 
 STAGES = ("train", "val", "test")
@@ -185,6 +186,17 @@ class TaskModule(LightningModule):
         self._check_matches_data()
         if self.class_names is None:
             self.class_names = data_class_names(getattr(self.trainer, "datamodule", None) if self._trainer else None)
+        self._offer_pretrained_normalization()
+
+    def _offer_pretrained_normalization(self) -> None:
+        """Tell a DataModule that can use it how the pretrained weights normalized their inputs (it keeps its own
+        mean/std when the config sets them)."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if not self.hparams.get("pretrained") or not hasattr(datamodule, "use_pretrained_normalization"):
+            return
+        split = self.backbone_and_head()
+        if split is not None and (weights_norm := normalization(split[0])) is not None:
+            datamodule.use_pretrained_normalization(*weights_norm)
 
     def _check_matches_data(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None

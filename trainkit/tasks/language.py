@@ -37,6 +37,11 @@ class CausalLMModule(TaskModule):
     """Train a causal LM on next-token prediction over the labelled (response) tokens; logs loss, perplexity,
     token accuracy and, on val/test, exact match of greedy generations. `predict` writes generations as JSONL."""
 
+    token_mean_loss = True
+    """The training loss is a mean over target tokens: under gradient accumulation its gradient is divided by the
+    whole window's target count (transformers' num_items_in_batch), not each micro-batch's. DPO's loss is a mean over
+    pairs, which equal-sized micro-batches already get right, so DPO sets this False."""
+
     def __init__(
         self,
         model_name: str | None = None,
@@ -66,6 +71,7 @@ class CausalLMModule(TaskModule):
         self.exact_match = nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
         self.batch_tokens: Tensor | None = None
         """Non-padding tokens of the latest training batch (a device tensor), for throughput metrics."""
+        self._window_targets: Tensor | None = None
 
     def build_model(
         self, model_name: str | None, model_config: dict[str, Any] | None, pretrained: bool, tokenizer: str | None
@@ -91,7 +97,38 @@ class CausalLMModule(TaskModule):
         self.batch_tokens = batch["attention_mask"].sum()
         self.log("train/tokens", self.batch_tokens.float(), on_step=False, on_epoch=True, reduce_fx="sum",
                  batch_size=1)
-        return super().training_step(batch, batch_idx)
+        loss = super().training_step(batch, batch_idx)  # logged as the micro-batch's per-token mean
+        if not self.token_mean_loss:
+            return loss
+        targets = (batch["labels"][:, 1:] != IGNORE).sum()
+        self._window_targets = targets if self._window_targets is None else self._window_targets + targets
+        return loss * targets  # the token sum; optimizer_step divides the window's gradient by its target count
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        """Step on the accumulation window's per-token mean gradient (see `token_mean_loss`)."""
+        if not self.token_mean_loss or optimizer_closure is None:
+            return super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+
+        def closure() -> Any:
+            result = optimizer_closure()  # the window's last backward; callbacks and clipping see the scaled gradient
+            self._scale_window_gradients()
+            return result
+
+        return super().optimizer_step(epoch, batch_idx, optimizer, closure)
+
+    @torch.no_grad()
+    def _scale_window_gradients(self) -> None:
+        """Turn the accumulated token-sum gradient (divided by k by Lightning) into the window's per-token mean."""
+        if self._window_targets is None:
+            return
+        # DDP averages gradients over ranks, so divide by the ranks' mean count: sum of gradients / sum of counts.
+        # A device tensor throughout: no host sync.
+        targets = self.trainer.strategy.reduce(self._window_targets.float(), reduce_op="mean").clamp(min=1)
+        self._window_targets = None
+        scale = self.trainer.accumulate_grad_batches / targets
+        for param in self.parameters():
+            if param.grad is not None:
+                param.grad.mul_(scale)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         loss = super().validation_step(batch, batch_idx)
@@ -182,6 +219,7 @@ class DPOModule(ReferencePolicyModule):
 
     frozen_models = (REFERENCE,)
     stage = "DPO"
+    token_mean_loss = False  # a mean over pairs; the RPO term (sft_weight) stays each micro-batch's token mean
 
     def __init__(
         self, reference: str | None = None, beta: float = 0.1, label_smoothing: float = 0.0, sft_weight: float = 0.0,

