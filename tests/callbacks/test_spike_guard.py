@@ -52,14 +52,13 @@ def test_a_spike_is_caught_at_its_step_and_the_run_ends_lower(tmp_path: Path, un
 
 
 def test_warn_changes_nothing_and_a_healthy_run_is_never_touched(tmp_path: Path) -> None:
-    plain = train_tiny(tmp_path / "plain", epochs=1, log_every=5, limit_val_batches=1)
-    skip, warn = SpikeGuard("skip", window=10), SpikeGuard("warn", window=10)
-    guarded = train_tiny(tmp_path / "skip", epochs=1, log_every=5, limit_val_batches=1, callbacks=[skip])
-    warned = train_tiny(tmp_path / "warn", epochs=1, log_every=5, limit_val_batches=1, callbacks=[warn])
+    tiny = {"epochs": 1, "log_every": 5, "limit_train_batches": 30, "limit_val_batches": 1}
+    plain = train_tiny(tmp_path / "plain", **tiny)
+    skip, warn = SpikeGuard("skip", window=10), SpikeGuard("warn", window=10)  # both on one run: 20 steps judged
+    guarded = train_tiny(tmp_path / "guarded", callbacks=[skip, warn], **tiny)
     assert not skip.events and not warn.events and not (guarded.run_dir / "spikes.jsonl").exists()
-    for run in (guarded, warned):
-        for key, value in plain.model.state_dict().items():
-            assert torch.equal(run.model.state_dict()[key], value), key
+    for key, value in plain.model.state_dict().items():
+        assert torch.equal(guarded.model.state_dict()[key], value), key
 
 
 def test_bad_settings_are_one_line_errors() -> None:
