@@ -42,3 +42,18 @@ def test_best_is_judged_at_every_validation_while_last_follows_the_step_interval
     assert sorted(val_acc) == [4, 8, 12]
     last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert last["global_step"] == 12
+
+
+def test_keep_last_keeps_the_newest_epochs_and_the_one_resumed_from(workdir: Path, trainkit) -> None:  # noqa: ANN001
+    flags = [*TINY_DIGITS, "--checkpoint.keep_last", "2", "--test_after_fit", "false", "--run_name", "kept",
+             "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1",
+             "--model.init_args.scheduler.name", "constant"]  # one-cycle's length would change with max_epochs
+    assert trainkit("fit", *flags, "--trainer.max_epochs", "3") == 0
+    ckpts = workdir / "runs" / "digits" / "kept" / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["best.ckpt", "epoch=1-step=2.ckpt", "epoch=2-step=3.ckpt",
+                                                       "last.ckpt"]
+    # resumed from the older one, two more epochs: the newest two stay, and so does the one resumed from
+    assert trainkit("fit", *flags, "--trainer.max_epochs", "4", "--ckpt_path", ckpts / "epoch=1-step=2.ckpt") == 0
+    assert sorted(p.name for p in ckpts.glob("epoch=*")) == ["epoch=1-step=2.ckpt", "epoch=2-step=3.ckpt",
+                                                            "epoch=3-step=4.ckpt"]
+    assert torch.load(ckpts / "epoch=3-step=4.ckpt", map_location="cpu", weights_only=True)["global_step"] == 4

@@ -45,14 +45,30 @@ def test_fp32_export_reproduces_the_checkpoint(run_dir: Path, format: str) -> No
 
 
 @pytest.mark.parametrize("format", ["torchscript", "state_dict"])
-def test_int8_export_quantises_linear_layers_and_keeps_predictions(run_dir: Path, format: str) -> None:
-    report = export(_best(run_dir), format=format, quantize="int8")
+def test_static_int8_export_of_a_cnn_runs_int8_convolutions_and_keeps_predictions(run_dir: Path, format: str) -> None:
+    report = export(_best(run_dir), format=format, quantize="int8", calibration_batches=2)  # a CNN: static
     assert report.path.name == f"best-int8.{format}.pt"
-    assert 0 < report.max_abs_diff < 0.1  # really int8 (not a copy of fp32), yet close
+    assert report.quantization.startswith("static int8, ") and "calibrated on 2 batches" in report.quantization
+    assert 0 < report.max_abs_diff < 0.5  # really int8 (not a copy of fp32), yet close
     assert report.agreement >= 0.9
     if format == "state_dict":
-        state = torch.load(report.path, weights_only=False)
-        assert any(key.endswith("_packed_params._packed_params") for key in state)  # int8 packed Linear weights
+        state = torch.load(report.path, weights_only=True)
+        int8_weights = [k for k, v in state.items() if k.endswith("weight") and v.dtype == torch.qint8]
+        fp32 = torch.load(_best(run_dir), map_location="cpu", weights_only=True)["state_dict"]
+        convs = sum(v.dim() == 4 for k, v in fp32.items() if k.endswith("weight"))
+        assert len(int8_weights) >= convs > 0  # every convolution (and the head) holds per-channel int8 weights
+        assert all(state[k].qscheme() == torch.per_channel_affine for k in int8_weights)
+    else:
+        graph = str(torch.jit.load(str(report.path)).inlined_graph)
+        assert "quantized::conv2d" in graph and "aten::conv2d" not in graph
+
+
+def test_dynamic_int8_quantises_only_linear_layers(run_dir: Path) -> None:
+    report = export(_best(run_dir), format="state_dict", quantize="int8-dynamic")
+    assert report.quantization == "dynamic int8 (Linear layers)" and report.agreement >= 0.9
+    state = torch.load(report.path, weights_only=False)
+    assert any(key.endswith("_packed_params._packed_params") for key in state)  # int8 packed Linear weights
+    assert all(v.dtype == torch.float32 for k, v in state.items() if "conv" in k and k.endswith("weight"))
 
 
 @pytest.mark.slow
@@ -84,6 +100,9 @@ def test_cli_exports_by_alias_and_rejects_bad_input(run_dir: Path, trainkit, cap
     assert "checkpoint 'missing.ckpt' does not exist" in capsys.readouterr().err
     assert trainkit("export", "--ckpt_path", "last", "--experiment", "digits", "--format", "pdf") == 2
     assert "pdf" in capsys.readouterr().err
+    assert trainkit("export", "--ckpt_path", "last", "--experiment", "digits", "--format", "onnx",
+                    "--quantize", "int8-static") == 2
+    assert "int8-static is not available for --format onnx; use --format torchscript" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("format", ["torchscript", "onnx"])

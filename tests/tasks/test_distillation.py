@@ -104,6 +104,16 @@ def test_precomputed_teacher_logits_with_unlabeled_pool(teacher_ckpt: Path, tmp_
     assert any(not torch.equal(v, before[k]) for k, v in model.net.state_dict().items())
 
 
+def test_a_batch_of_unlabeled_pool_samples_only_still_trains() -> None:
+    # with 10 labels per class and a large pool, a shuffled batch is often all pool: the metrics have nothing to score
+    model = _student(None)
+    batch = (torch.randn(4, 1, 16, 16), torch.full((4,), -1), torch.randn(4, 10))
+    with pytest.warns(UserWarning, match="self.log"):  # no Trainer here
+        loss = model._shared_step(batch, "train")
+    assert loss.isfinite() and loss.requires_grad
+    assert not model.train_metrics["acc"].update_called
+
+
 def test_missing_teacher_is_a_one_line_error(workdir: Path, trainkit, capsys) -> None:  # noqa: ANN001
     code = trainkit("fit", "--config", CONFIG, "--model.init_args.teacher", "nowhere/best.ckpt",
                     "--trainer.enable_progress_bar", "false")

@@ -11,6 +11,7 @@ from trainkit.callbacks.doctor import Doctor
 from trainkit.callbacks.early_stop import EarlyStop
 from trainkit.callbacks.elastic_net import ElasticNet
 from trainkit.callbacks.ema import EMA
+from trainkit.callbacks.layer_health import LayerHealth
 from trainkit.callbacks.lora import LoRA
 from trainkit.callbacks.nonfinite_guard import NonFiniteGuard
 from trainkit.callbacks.prediction_writer import PredictionWriter
@@ -41,6 +42,7 @@ CLI_CALLBACKS: dict[str, type[Callback]] = {
     "distributed": DistributedGuard,
     "doctor": Doctor,
     "train_stats": TrainingMonitor,
+    "layer_health": LayerHealth,
     "nan_guard": NonFiniteGuard,
     "spike_guard": SpikeGuard,
     "throughput": Throughput,
@@ -57,7 +59,7 @@ def attached(callbacks: Iterable[Callback]) -> list[Callback]:
 
 __all__ = [
     "CLI_CALLBACKS", "EMA", "SWA", "BackboneFreeze", "BatchSize", "DataSummary", "Doctor", "EarlyStop", "ElasticNet",
-    "LoRA",
+    "LayerHealth", "LoRA",
     "NonFiniteGuard", "PredictionWriter", "attached", "RunCheckpoint", "Speed", "ThrottledProgressBar", "Throughput",
     "TrainingMonitor", "WeightInit", "SpikeGuard",
 ]

@@ -8,6 +8,7 @@ at step saves against the previous epoch's metric and skip the final validation.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +16,7 @@ from typing import Any, Literal
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from trainkit.errors import ConfigError
 from trainkit.hpc.atomic import TMP_SUFFIX, replace_atomically, use_staged_io
 
 
@@ -35,6 +37,7 @@ class RunCheckpoint(ModelCheckpoint):
         every_n_train_steps: int | None = None,
         train_time_interval_minutes: float | None = None,
         save_weights_only: bool = False,
+        keep_last: int = 0,
     ) -> None:
         """Each argument is a flag and a YAML key.
 
@@ -48,8 +51,14 @@ class RunCheckpoint(ModelCheckpoint):
             every_n_train_steps: also refresh last.ckpt every N optimizer steps (mid-epoch resume points).
             train_time_interval_minutes: also refresh last.ckpt every this many minutes of training.
             save_weights_only: drop optimizer and scheduler state (smaller, but cannot resume exactly).
+            keep_last: also write `epoch=E-step=S.ckpt` at each judged epoch and keep the newest N of them (older ones
+                are deleted, never the best or the one this fit resumed from); 0 writes none.
         """
         from datetime import timedelta
+
+        if keep_last < 0:
+            raise ConfigError(f"--checkpoint.keep_last {keep_last} is negative; pass 0 (none) or the number to keep")
+        self.keep_last = keep_last
 
         interval = timedelta(minutes=train_time_interval_minutes) if train_time_interval_minutes else None
         self.best_every_n_epochs = every_n_epochs if every_n_epochs is not None else 1
@@ -99,8 +108,21 @@ class RunCheckpoint(ModelCheckpoint):
         candidates = self._monitor_candidates(trainer)
         if self.best_every_n_epochs >= 1 and (trainer.current_epoch + 1) % self.best_every_n_epochs == 0:
             self._save_topk_checkpoint(trainer, candidates)
+            if self.keep_last:
+                self._save_periodic(trainer)
         if self.save_last and self._last_global_step_saved == trainer.global_step:
             self._save_last_checkpoint(trainer, candidates)  # the resume point then knows the best just judged
+
+    def _save_periodic(self, trainer: Trainer) -> None:
+        """Write this epoch's `epoch=E-step=S.ckpt`, then delete all but the newest `keep_last` of them (on disk, so
+        a resumed run counts the files of the runs before it)."""
+        folder = Path(str(self.dirpath))
+        self._save_checkpoint(trainer, str(folder / f"epoch={trainer.current_epoch}-step={trainer.global_step}.ckpt"))
+        kept = {Path(p).resolve() for p in (self.best_model_path, trainer.ckpt_path, *self.best_k_models) if p}
+        periodic = sorted(folder.glob("epoch=*-step=*.ckpt"), key=_step_of)
+        for old in periodic[:-self.keep_last]:
+            if old.resolve() not in kept:
+                self._remove_checkpoint(trainer, str(old))
 
     @staticmethod
     def _judging_skipped(trainer: Trainer) -> bool:
@@ -155,3 +177,8 @@ class RunCheckpoint(ModelCheckpoint):
         self._save_checkpoint(trainer, filepath)
         return filepath
 
+
+def _step_of(path: Path) -> int:
+    """The step in a periodic checkpoint's name `epoch=E-step=S.ckpt` (-1 if the name holds none)."""
+    match = re.search(r"step=(\d+)", path.name)
+    return int(match.group(1)) if match else -1

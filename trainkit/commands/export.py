@@ -1,6 +1,7 @@
 """`trainkit export`: a checkpoint to TorchScript, ONNX or a state dict, optionally int8, checked on a real batch.
 
     trainkit export --ckpt_path best --experiment digits --format onnx --quantize int8
+    trainkit export --ckpt_path best --experiment digits --quantize int8 --calibration_batches 16   # a CNN: static
     trainkit export --ckpt_path best --experiment lm_sft --format hf [--merge]   # a Hugging Face folder
 
 The export is run on one batch of the run's own data (from the DataModule saved in the checkpoint) and compared
@@ -24,9 +25,11 @@ from torch import Tensor, nn
 from trainkit.checkpoints import load_checkpoint as read_checkpoint
 from trainkit.checkpoints import saved_class
 from trainkit.errors import ConfigError
+from trainkit.models.int8 import has_convolutions, int8_convolutions, quantize_dynamic_int8, quantize_static_int8
 from trainkit.runs import resolve_ckpt_path, run_dir_of_checkpoint
 
 Format = Literal["torchscript", "onnx", "state_dict", "hf"]
+Quantize = Literal["int8", "int8-static", "int8-dynamic"]
 _SUFFIX = {"torchscript": ".torchscript.pt", "onnx": ".onnx", "state_dict": ".state_dict.pt", "hf": "-hf"}
 
 
@@ -42,12 +45,15 @@ class ExportReport:
     max_abs_diff: float
     agreement: float
     """Share of samples whose predicted class (argmax) is the checkpoint's."""
+    quantization: str = ""
+    """How it was quantized, in words (empty for fp32)."""
 
 
 def export(
     ckpt_path: str,
     format: Format = "torchscript",
-    quantize: Literal["int8"] | None = None,
+    quantize: Quantize | None = None,
+    calibration_batches: int = 8,
     output: str | None = None,
     experiment: str = "default",
     runs_dir: str = "runs",
@@ -61,7 +67,12 @@ def export(
         ckpt_path: a .ckpt file, or best/last of the newest run of --experiment.
         format: torchscript (traced), onnx (dynamic batch size), state_dict (a torch.save'd dict), or hf (a
             language model as a Hugging Face folder: safetensors, config, tokenizer, generation config).
-        quantize: int8: post-training dynamic quantisation of the Linear layers (torch.ao; onnxruntime for onnx).
+        quantize: int8: static for a network with convolutions, else dynamic (onnx: always dynamic, onnxruntime);
+            int8-static: calibrated post-training quantization (conv-bn-relu fused, per-channel int8 weights, int8
+            activations; convolutions and Linear layers run as int8 kernels on the CPU); int8-dynamic: int8 Linear
+            weights, activations quantized per batch (MLPs and language models; no speed-up for a CNN).
+        calibration_batches: static int8: validation batches of the run's own data whose activation ranges set the
+            int8 scales.
         output: file to write; by default <run>/export/<checkpoint name>[-int8]<format suffix>.
         experiment: experiment whose runs `best`/`last` refer to.
         runs_dir: root folder of all runs.
@@ -74,23 +85,40 @@ def export(
         return _export_hf(Path(ckpt), Path(output) if output else None, merge)
     path = Path(output) if output else _default_output(Path(ckpt), format, quantize)
     _check_writable(path.parent)
-    model, batch = load_checkpoint(ckpt)
+    model, datamodule = load_run(ckpt)
+    batch = _check_batch(datamodule)
+    static = _is_static(quantize, model, format)
+    calibration = _calibration(datamodule, calibration_batches) if static else []
+
+    def quantized(net: nn.Module) -> nn.Module:
+        """`net` as exported: int8 (static or dynamic), or as it is (fp32, or ONNX, which onnxruntime quantizes)."""
+        if quantize is None or format == "onnx":
+            return net
+        return quantize_static_int8(net, calibration) if static else quantize_int8(net)
+
     with torch.no_grad():
         reference = model(batch)
-        exported = quantize_int8(model) if quantize == "int8" and format != "onnx" else model
+        exported = quantized(model)
         if format == "torchscript":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # TorchScript is deprecated in torch and Lightning, yet still used
-                torch.jit.save(exported.to_torchscript(method="trace", example_inputs=batch), str(path))
+                traced = (torch.jit.trace(exported, batch) if static  # an fx GraphModule has no to_torchscript
+                          else exported.to_torchscript(method="trace", example_inputs=batch))
+                torch.jit.save(traced, str(path))
                 outputs = torch.jit.load(str(path))(batch)
         elif format == "state_dict":
             torch.save(exported.state_dict(), path)
-            loaded = quantize_int8(copy.deepcopy(model)) if quantize == "int8" else copy.deepcopy(model)
-            loaded.load_state_dict(torch.load(path, weights_only=True))
+            loaded = quantized(copy.deepcopy(model))  # the same structure, then the saved int8 weights and scales
+            # packed int8 weights of some layers (e.g. Linear after a conv stage) are torch ScriptObjects
+            with torch.serialization.safe_globals([torch.ScriptObject]):
+                loaded.load_state_dict(torch.load(path, weights_only=True))
             outputs = loaded(batch)
         else:
             outputs = _export_onnx(model, batch, path, quantize)
     report = compare(reference, outputs, path)
+    if quantize is not None:
+        report.quantization = (f"static int8, {int8_convolutions(exported)} int8 convolutions, calibrated on "
+                               f"{len(calibration)} batches" if static else "dynamic int8 (Linear layers)")
     if quantize is None and report.max_abs_diff > atol:
         raise ExportMismatch(f"{path} differs from the checkpoint by {report.max_abs_diff:.2e} > atol={atol}")
     if quantize is not None and report.agreement < min_agreement:
@@ -116,9 +144,33 @@ def _check_writable(folder: Path) -> None:
 def load_checkpoint(ckpt_path: str | Path) -> tuple[nn.Module, Tensor]:
     """The checkpoint's task module (eval mode, CPU) and one input batch of its test data."""
     model, datamodule = load_run(ckpt_path)
+    return model, _check_batch(datamodule)
+
+
+def _inputs(batch: Any) -> Tensor:
+    return batch[0] if isinstance(batch, list | tuple) else batch
+
+
+def _check_batch(datamodule: LightningDataModule) -> Tensor:
+    """One input batch of the run's test data: the export is compared with the checkpoint on it."""
     datamodule.setup("test")
-    batch = next(iter(datamodule.test_dataloader()))
-    return model, batch[0] if isinstance(batch, list | tuple) else batch
+    return _inputs(next(iter(datamodule.test_dataloader())))
+
+
+def _calibration(datamodule: LightningDataModule, batches: int) -> list[Tensor]:
+    """Up to `batches` input batches of the run's validation data (no augmentation), to calibrate static int8."""
+    if batches < 1:
+        raise ConfigError(f"--calibration_batches {batches} is too few; static int8 needs at least 1 (8 is typical)")
+    datamodule.setup("validate")  # not "fit": a distillation's data would run its teacher over the training set
+    return [_inputs(batch) for batch, _ in zip(datamodule.val_dataloader(), range(batches), strict=False)]
+
+
+def _is_static(quantize: Quantize | None, model: nn.Module, format: Format) -> bool:
+    """Whether int8 is static: asked for, or `int8` on a network with convolutions (ONNX's int8 stays dynamic)."""
+    if quantize == "int8-static" and format == "onnx":
+        raise ConfigError("--quantize int8-static is not available for --format onnx; use --format torchscript "
+                          "(or state_dict), or --quantize int8 for onnxruntime's dynamic int8")
+    return format != "onnx" and (quantize == "int8-static" or (quantize == "int8" and has_convolutions(model)))
 
 
 def load_run(ckpt_path: str | Path) -> tuple[LightningModule, LightningDataModule]:
@@ -151,11 +203,7 @@ def load_run(ckpt_path: str | Path) -> tuple[LightningModule, LightningDataModul
 
 def quantize_int8(model: nn.Module) -> nn.Module:
     """A copy of `model` whose Linear layers run in int8 (weights quantised ahead, activations per batch)."""
-    from torch.ao.quantization import quantize_dynamic
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao eager quantisation is deprecated, still works
-        return quantize_dynamic(copy.deepcopy(model), {nn.Linear}, dtype=torch.qint8)
+    return quantize_dynamic_int8(model)
 
 
 def compare(reference: Tensor, outputs: Any, path: Path) -> ExportReport:
@@ -172,7 +220,7 @@ def _export_onnx(model: nn.Module, batch: Tensor, path: Path, quantize: str | No
     batch_dim = torch.export.Dim("batch", min=1)
     model.to_onnx(path, batch, dynamo=True, input_names=["input"], output_names=["output"],
                   dynamic_shapes=({0: batch_dim},), external_data=False)
-    if quantize == "int8":  # torch.ao's quantised modules do not export to ONNX; onnxruntime quantises the graph
+    if quantize is not None:  # torch.ao's quantised modules do not export to ONNX; onnxruntime quantises the graph
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         fp32_path = path.with_suffix(".fp32.onnx")
@@ -216,5 +264,6 @@ def main(argv: list[str]) -> None:
     parser.add_function_arguments(export, as_positional=False)
     config = parser.parse_args(argv)
     report = export(**config.as_dict())
-    print(f"trainkit: exported {report.path} (max |diff| {report.max_abs_diff:.2e}, "
+    how = f"{report.quantization}; " if report.quantization else ""
+    print(f"trainkit: exported {report.path} ({how}max |diff| {report.max_abs_diff:.2e}, "
           f"same prediction on {report.agreement:.1%} of a check batch)")

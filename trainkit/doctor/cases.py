@@ -26,6 +26,7 @@ from trainkit.doctor.evidence import (
     nonfinite_steps,
     value_at,
 )
+from trainkit.doctor.layers import dead, exploding, saturated, vanishing
 
 CLIP = "--trainer.gradient_clip_val 1.0"
 SKIP_NONFINITE = "--nan_guard.action skip"
@@ -374,5 +375,31 @@ CASES: dict[str, Case] = {case.name: case for case in (
              "torch.cuda.set_sync_debug_mode('warn') names each synchronising line",
              "log with self.log(...) instead of reading values every step", "--nan_guard.action stop"],
          color="olive", needs_trend=False),
+    # Layer health (`--layer_health.every_n_steps`): read per block, so they need no loss trend.
+    Case("dead_layer", "dead layer (ReLU units silent)",
+         ("LR too high (one large update pushes units below zero for good)", "a large negative bias or a bad init "
+          "before the ReLU", "no normalisation before the ReLU"),
+         dead, lambda hit, run: [run.lr_times(0.1, "<LR/10>"), "LeakyReLU or GELU in place of ReLU",
+                                 "--weight_init.scheme kaiming (He init, biases at 0)", CLIP],
+         color="dimgray", needs_trend=False),
+    Case("saturated_layer", "saturated layer (sigmoid/tanh on their tails)",
+         ("pre-activations too large: weights initialised too big or grown by a high LR", "no normalisation before "
+          "the sigmoid/tanh"),
+         saturated, lambda hit, run: ["--weight_init.scheme xavier (Glorot init for sigmoid/tanh)",
+                                      "a LayerNorm/BatchNorm before the activation", "ReLU or GELU in hidden layers",
+                                      run.lr_times(0.1, "<LR/10>")],
+         color="darkkhaki", needs_trend=False),
+    Case("vanishing_grads", "vanishing gradients by depth",
+         ("a deep stack without normalisation or residual connections", "saturating activations (sigmoid/tanh)",
+          "an init too small for the depth"),
+         vanishing, lambda hit, run: ["normalisation (BatchNorm/LayerNorm) in each block",
+                                      "residual connections around the blocks", "ReLU or GELU instead of sigmoid/tanh",
+                                      "--weight_init.scheme kaiming"],
+         color="slateblue", needs_trend=False, superseded_by=("dead_layer",)),
+    Case("exploding_grads", "exploding gradients by depth",
+         ("a deep stack without normalisation", "an init too large for the depth", "LR too high"),
+         exploding, lambda hit, run: [CLIP, run.lr_times(0.1, "<LR/10>"), "--weight_init.scheme xavier",
+                                      "normalisation (BatchNorm/LayerNorm) in each block"],
+         color="crimson", needs_trend=False),
 )}
 """Case name -> its record, in the order the cases are looked for."""

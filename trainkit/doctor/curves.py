@@ -54,6 +54,8 @@ class Curves:
     """Fraction of step time the loop waited for the next batch (the Throughput callback), per logging window."""
     syncs: Series = field(default_factory=lambda: Series("train/syncs_per_step"))
     """Host-device synchronisations per step on steps that are not logged (CUDA runs only)."""
+    layers: dict[str, Series] = field(default_factory=dict)
+    """Layer health (`--layer_health.every_n_steps`): `layers/<block>/<stat>` -> its series."""
 
 
 def is_run_dir(path: str | Path) -> bool:
@@ -124,6 +126,7 @@ def load_curves(run_dir: str | Path) -> Curves:
         config=config,
         data_wait=get("train/data_wait_frac"),
         syncs=get("train/syncs_per_step"),
+        layers={key: series for key, series in metrics.items() if key.startswith("layers/")},
     )
 
 

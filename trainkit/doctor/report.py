@@ -10,7 +10,9 @@ import numpy as np
 from trainkit.doctor.cases import CASES
 from trainkit.doctor.curves import Curves, Series, load_curves, resolve_run_dir
 from trainkit.doctor.diagnosis import Finding, diagnose
+from trainkit.doctor.layer_plot import LAYERS_PLOT_FILE, plot_layers
 from trainkit.doctor.spikes import read_spikes, spikes_line
+from trainkit.hpc.stacks import stacks_line
 
 REPORT_FILE = "doctor.md"
 PLOT_FILE = "doctor.png"
@@ -43,6 +45,7 @@ def examine(run_dir: str | Path, write: bool = True) -> Report:
         report.markdown = folder / REPORT_FILE
         report.markdown.write_text(markdown(report))
         report.plot = plot(curves, report.findings, folder / PLOT_FILE)
+        plot_layers(curves, folder / LAYERS_PLOT_FILE)
     return report
 
 
@@ -50,16 +53,17 @@ def table(report: Report) -> str:
     """The terminal summary: one row per finding, with what to try beneath it."""
     curves = report.curves
     points = f"{len(curves.train)} train and {len(curves.val)} val points"
-    spikes = [f"  {spikes_line(report.spikes)}"] if report.spikes else []
+    stacks = stacks_line(report.run_dir)
+    extra = [f"  {line}" for line in ([spikes_line(report.spikes)] if report.spikes else []) + [stacks] if line]
     if report.healthy:
-        return "\n".join([f"trainkit doctor: {report.run_dir}: healthy (no problem found in {points})", *spikes])
+        return "\n".join([f"trainkit doctor: {report.run_dir}: healthy (no problem found in {points})", *extra])
     lines = [f"trainkit doctor: {report.run_dir}: {len(report.findings)} finding(s) in {points}",
              f"  {'case':<30} {'steps':<13} evidence"]
     for finding in report.findings:
         lines.append(f"  {finding.title:<30} {f'{finding.start}-{finding.end}':<13} {finding.evidence}")
         lines.append(f"  {'':<30} {'likely:':<13} {'; '.join(finding.causes)}")
         lines.append(f"  {'':<30} {'try:':<13} {'   '.join(finding.flags)}")
-    return "\n".join(lines + spikes)
+    return "\n".join(lines + extra)
 
 
 def markdown(report: Report) -> str:
@@ -78,7 +82,12 @@ def markdown(report: Report) -> str:
             lines.append("")
     if report.spikes:
         lines += [spikes_line(report.spikes), ""]
+    stacks = stacks_line(report.run_dir)
+    if stacks:
+        lines += ["## Stacks", "", stacks.removeprefix("trainkit: "), ""]
     lines += [f"![curves]({PLOT_FILE})", ""]
+    if report.curves.layers:
+        lines += [f"![layer health]({LAYERS_PLOT_FILE})", ""]
     return "\n".join(lines)
 
 

@@ -14,6 +14,15 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 
 from trainkit.errors import ConfigError
 from trainkit.hpc.atomic import checkpoint_problem
+from trainkit.hpc.stacks import (
+    NCCL_FLIGHT_RECORDER,
+    STACKS_DIR,
+    StackDumps,
+    signal_local_peers,
+    wait_for_stacks,
+    whereabout_line,
+    whereabouts,
+)
 from trainkit.hpc.topology import rendezvous_problem, topology_problem
 
 COLLECTIVE_ERRORS = ("gloo", "nccl", "timed out", "connection closed", "connection reset", "watchdog")
@@ -21,7 +30,9 @@ COLLECTIVE_ERRORS = ("gloo", "nccl", "timed out", "connection closed", "connecti
 
 class DistributedGuard(Callback):
     """Check the process layout and the rendezvous address before the first collective, bound every collective by
-    a timeout, and when a peer dies say so in one line that names the last checkpoint."""
+    a timeout, and when a peer dies say so in one line that names the last checkpoint. When a collective times out,
+    every rank on the host writes its stacks to the run folder (`stacks/`) and one line says which rank waits where;
+    SIGQUIT to a rank writes its stacks at any time."""
 
     def __init__(self, timeout: float = 600.0, check: bool = True) -> None:
         """Args:
@@ -33,6 +44,8 @@ class DistributedGuard(Callback):
             raise ConfigError(f"distributed.timeout must be positive seconds, not {timeout}; e.g. 600")
         self.timeout = timeout
         self.check = check
+        self._dumps: StackDumps | None = None
+        self._peers: list[tuple[str, int]] = []
 
     @property
     def enabled(self) -> bool:
@@ -47,6 +60,9 @@ class DistributedGuard(Callback):
         # A timeout given on the strategy itself (DDPStrategy(timeout=...)) wins over ours.
         if getattr(strategy, "_timeout", None) == default_pg_timeout:
             strategy._timeout = timedelta(seconds=self.timeout)
+        if torch.cuda.is_available():  # read by NCCL when the process group starts; the ranks inherit them
+            for key, value in NCCL_FLIGHT_RECORDER.items():
+                os.environ.setdefault(key, value)
         if not self.check:
             return
         environment = getattr(strategy, "cluster_environment", None)
@@ -64,8 +80,24 @@ class DistributedGuard(Callback):
         if problem is not None:
             raise ConfigError(problem)
 
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        # Every rank reaches setup together: the one moment to learn where the others run without risking a hang.
+        folder = Path(trainer.log_dir or trainer.default_root_dir) / STACKS_DIR
+        self.teardown(trainer, pl_module, stage)
+        self._dumps = StackDumps(folder, trainer.global_rank).install()
+        self._peers = [whereabouts()]
+        if trainer.world_size > 1 and torch.distributed.is_initialized():
+            self._peers = [("", 0)] * trainer.world_size
+            torch.distributed.all_gather_object(self._peers, whereabouts())
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self._dumps is not None:
+            self._dumps.uninstall()
+            self._dumps = None
+
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         if trainer.world_size <= 1 or not _is_collective_failure(exception):
+            self.teardown(trainer, pl_module, "")  # Lightning calls no callback's teardown after an exception
             return
         # No collective here: the peers are gone, and trainer.log_dir would broadcast.
         callback = trainer.checkpoint_callback
@@ -81,6 +113,19 @@ class DistributedGuard(Callback):
         print(f"trainkit: rank {trainer.global_rank} of {trainer.world_size} lost its peers (a collective failed or "
               f"waited over {self.timeout:.0f} s: {_first_line(exception)}); {saved}{then}", file=sys.stderr,
               flush=True)
+        self._hang_forensics(trainer, exception)
+
+    def _hang_forensics(self, trainer: Trainer, exception: BaseException) -> None:
+        """Write this rank's stack (where the collective waited) and have the ranks on this host write theirs."""
+        if self._dumps is None:
+            return
+        # SIGQUIT stays registered: a peer that times out later still gets this rank's stacks, not a core dump.
+        self._dumps.write_exception(exception)
+        folder = self._dumps.path.parent
+        wait_for_stacks(folder, signal_local_peers(self._peers, trainer.global_rank))
+        line = whereabout_line(folder, trainer.world_size, self._peers)
+        (folder / f"report_rank{trainer.global_rank}.txt").write_text(line + "\n")
+        print(line, file=sys.stderr, flush=True)
 
 
 def _is_collective_failure(exception: BaseException) -> bool:

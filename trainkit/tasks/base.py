@@ -98,6 +98,8 @@ class TaskModule(LightningModule):
         self.log(f"{stage}/loss", loss, on_step=is_train, on_epoch=True, prog_bar=True,
                  batch_size=len(target), sync_dist=not is_train)
         metrics: MetricCollection | None = getattr(self, f"{stage}_metrics")
+        if len(target) == 0:  # e.g. a distillation batch of unlabelled pool samples only: nothing to score
+            return loss
         if metrics is not None:
             # Only update here; each self.log call costs Lightning ~0.2 ms of CPU, so the metrics are logged once
             # per epoch in `_log_epoch_metrics` (their compute() syncs the processes itself).
