@@ -12,7 +12,7 @@ from trainkit.cli import TrainkitCLI
 
 # With every option at its default, these groups have work to do; the others are off until configured.
 ON_BY_DEFAULT = {"checkpoint", "predictions", "resume", "preemption", "doctor", "train_stats", "nan_guard",
-                 "throughput", "distributed", "data_summary"}
+                 "spike_guard", "throughput", "distributed", "data_summary"}
 
 
 def test_every_cli_callback_says_enabled() -> None:

@@ -17,3 +17,4 @@ def test_one_line_per_epoch_with_the_key_metrics(tmp_path: Path, capsys: pytest.
     assert [line.split()[1] for line in lines] == ["1/3", "2/3", "3/3"]
     for line in lines:
         assert "val/loss" in line and "val/acc" in line and "train/loss " in line and "_step" not in line
+    assert all(", eta " in line for line in lines[:2]) and ", eta" not in lines[2]  # the fit's time left, 0 at the end

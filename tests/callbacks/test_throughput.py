@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -16,9 +17,10 @@ from tests.tiny_runs import train_tiny
 from trainkit.callbacks import Throughput
 from trainkit.doctor.curves import read_metrics
 from trainkit.doctor.report import examine
+from trainkit.reports.progress import PROGRESS_FILE
 from trainkit.tasks import ClassificationModule
 
-KEYS = ("train/samples_per_sec", "train/step_time", "train/data_wait_frac", "train/peak_mem_gb")
+KEYS = ("train/samples_per_sec", "train/step_time", "train/data_wait_frac", "train/peak_mem_gb", "train/mfu")
 
 
 def test_throughput_is_logged_and_consistent(tmp_path: Path) -> None:
@@ -32,8 +34,16 @@ def test_throughput_is_logged_and_consistent(tmp_path: Path) -> None:
     assert np.allclose(product, 32, rtol=0.1)
     assert (metrics["train/data_wait_frac"].values >= 0).all() and (metrics["train/data_wait_frac"].values < 1).all()
     assert (metrics["train/peak_mem_gb"].values > 0.01).all()  # CPU: the process's peak RSS, tens of MB at least
-    [line] = throughput.summary()
+    # The MLP 64-64-10: forward 2 x (64x64 + 64x10) multiply-adds a sample; backward twice that, less the first
+    # layer's input gradient (the images need none).
+    assert throughput.flops_per_sample == 3 * 2 * (64 * 64 + 64 * 10) - 2 * 64 * 64
+    mfu = metrics["train/mfu"].values
+    assert np.allclose(mfu, throughput.flops_per_sample * metrics["train/samples_per_sec"].values
+                       / throughput.peak_flops) and (mfu > 0).all() and (mfu < 1).all()
+    line, total = throughput.summary()
     assert "samples/s" in line and "ms/step" in line and "data wait" in line
+    assert total.startswith("  total time") and "in training steps" in total
+    assert json.loads((run.run_dir / PROGRESS_FILE).read_text())["step"] == 30  # written at the last logging step
 
 
 class _SlowImages(Dataset):

@@ -18,6 +18,7 @@ from trainkit.callbacks.prediction_writer import PredictionWriter
 from trainkit.callbacks.progress import ThrottledProgressBar
 from trainkit.callbacks.run_checkpoint import RunCheckpoint
 from trainkit.callbacks.speed import Speed
+from trainkit.callbacks.spike_guard import SpikeGuard
 from trainkit.callbacks.swa import SWA
 from trainkit.callbacks.throughput import Throughput
 from trainkit.callbacks.training_monitor import TrainingMonitor
@@ -43,6 +44,7 @@ CLI_CALLBACKS: dict[str, type[Callback]] = {
     "train_stats": TrainingMonitor,
     "layer_health": LayerHealth,
     "nan_guard": NonFiniteGuard,
+    "spike_guard": SpikeGuard,
     "throughput": Throughput,
     "batch_size": BatchSize,
 }
@@ -59,5 +61,5 @@ __all__ = [
     "CLI_CALLBACKS", "EMA", "SWA", "BackboneFreeze", "BatchSize", "DataSummary", "Doctor", "EarlyStop", "ElasticNet",
     "LayerHealth", "LoRA",
     "NonFiniteGuard", "PredictionWriter", "attached", "RunCheckpoint", "Speed", "ThrottledProgressBar", "Throughput",
-    "TrainingMonitor", "WeightInit",
+    "TrainingMonitor", "WeightInit", "SpikeGuard",
 ]

@@ -213,22 +213,27 @@ class NonFiniteGuard(Callback):
         return "a log or division by zero in the loss, or an fp16 overflow (try --trainer.precision 32-true)"
 
     def _save(self, trainer: Trainer, step: int) -> str:
-        callback = trainer.checkpoint_callback
-        folder = Path(getattr(callback, "dirpath", None) or Path(trainer.log_dir or trainer.default_root_dir) /
-                      "checkpoints")
-        path = folder / f"last-good-step{step}.ckpt"
-        index = 0
-        while path.exists():  # never write over anything already there
-            index += 1
-            path = folder / f"last-good-step{step}-{index}.ckpt"
-        # Weights only: the optimizer's moments may already hold the bad step's NaN.
-        trainer.save_checkpoint(path, weights_only=True)
-        # The weights are step `step`'s (restored from the snapshot): the file says so too.
-        if trainer.is_global_zero and step != trainer.global_step and path.is_file():
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-            checkpoint["global_step"] = step
-            torch.save(checkpoint, path)
-        return str(path)
+        return save_last_good(trainer, step)
+
+
+def save_last_good(trainer: Trainer, step: int) -> str:
+    """Save the model's current weights (those of step `step`) as checkpoints/last-good-stepN.ckpt; return its path."""
+    callback = trainer.checkpoint_callback
+    folder = Path(getattr(callback, "dirpath", None) or Path(trainer.log_dir or trainer.default_root_dir) /
+                  "checkpoints")
+    path = folder / f"last-good-step{step}.ckpt"
+    index = 0
+    while path.exists():  # never write over anything already there
+        index += 1
+        path = folder / f"last-good-step{step}-{index}.ckpt"
+    # Weights only: the optimizer's moments may already hold the bad step's NaN.
+    trainer.save_checkpoint(path, weights_only=True)
+    # The weights are step `step`'s (restored from the snapshot): the file says so too.
+    if trainer.is_global_zero and step != trainer.global_step and path.is_file():
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint["global_step"] = step
+        torch.save(checkpoint, path)
+    return str(path)
 
 
 def _copy(targets: list[Tensor], sources: list[Tensor]) -> None:

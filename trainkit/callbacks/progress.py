@@ -11,6 +11,9 @@ from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
 from lightning.pytorch.callbacks.progress.progress_bar import get_standard_metrics
 from lightning.pytorch.callbacks.progress.rich_progress import MetricsTextColumn, RichProgressBarTheme
 
+from trainkit.reports.progress import FitClock
+from trainkit.reports.table import duration
+
 
 class ThrottledProgressBar(RichProgressBar):
     """RichProgressBar that updates at most every `interval` seconds during training, on one line.
@@ -36,6 +39,11 @@ class ThrottledProgressBar(RichProgressBar):
         self._next_draw = 0.0
         self._shown: dict[str, Any] | None = None
         self._fresh = True
+        self._clock = FitClock()
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._clock.start(trainer)
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -53,6 +61,9 @@ class ThrottledProgressBar(RichProgressBar):
             shown = super().get_metrics(trainer, pl_module)
             shown.pop("v_num", None)  # the run folder's version: printed when the fit ends
             self._shown = {key.removesuffix("_step").removesuffix("_epoch"): value for key, value in shown.items()}
+            left = self._clock.remaining(trainer) if trainer.training else None
+            if left is not None:  # the whole fit's time left at its pace so far, first: a narrow bar cuts the end
+                self._shown = {"eta": duration(left), **self._shown}
         return self._shown if self._shown is not None else get_standard_metrics(trainer)
 
     def configure_columns(self, trainer: Trainer) -> list:
@@ -99,12 +110,16 @@ class EpochLines(ProgressBar):
         super().__init__()
         self._enabled = True
         self._epoch_start = 0.0
+        self._clock = FitClock()
 
     def disable(self) -> None:
         self._enabled = False
 
     def enable(self) -> None:
         self._enabled = True
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._clock.start(trainer)
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._epoch_start = time.monotonic()
@@ -117,8 +132,10 @@ class EpochLines(ProgressBar):
                  if key != "v_num" and not key.endswith("_step")]
         total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else "?"
         seconds = time.monotonic() - self._epoch_start
+        left = self._clock.remaining(trainer)
+        eta = f", eta {duration(left)}" if left else ""  # the whole fit's time left, at its pace so far
         print(f"epoch {trainer.current_epoch + 1}/{total}  step {trainer.global_step}  {'  '.join(shown)}  "
-              f"({seconds:.1f}s)", flush=True)
+              f"({seconds:.1f}s{eta})", flush=True)
 
 
 def _fmt(value: Any) -> str:

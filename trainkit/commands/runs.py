@@ -1,5 +1,6 @@
 """`trainkit runs [RUNS_DIR | EXPERIMENT | RUN_DIR]`: one row per run (state, length, best and test metrics,
-duration, start); for a single run folder, also its provenance (command, code, versions, host, devices, job)."""
+duration, time left for a running run, start); for a single run folder, also its provenance (command, code,
+versions, host, devices, job)."""
 
 from __future__ import annotations
 
@@ -33,13 +34,13 @@ def main(argv: list[str]) -> None:
 
 def runs_table(summaries: list[RunSummary]) -> str:
     """The table `trainkit runs` prints."""
-    header = ["experiment", "run", "state", "epochs", "steps", "best", "test", "duration", "started"]
+    header = ["experiment", "run", "state", "epochs", "steps", "best", "test", "duration", "eta", "started"]
     rows = []
     for s in summaries:
         best = f"{s.monitor}={number(s.best)}" if s.best is not None else "-"
         started = s.started.strftime("%Y-%m-%d %H:%M") if s.started else "-"
         rows.append([s.experiment, s.run_dir.name, s.state, _count(s.epochs), _count(s.steps), best, _test_cell(s),
-                     duration(s.duration_s), started])
+                     duration(s.duration_s), duration(s.eta_s), started])
     return format_table(header, rows)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +11,7 @@ from trainkit.doctor.cases import CASES
 from trainkit.doctor.curves import Curves, Series, load_curves, resolve_run_dir
 from trainkit.doctor.diagnosis import Finding, diagnose
 from trainkit.doctor.layer_plot import LAYERS_PLOT_FILE, plot_layers
+from trainkit.doctor.spikes import read_spikes, spikes_line
 from trainkit.hpc.stacks import stacks_line
 
 REPORT_FILE = "doctor.md"
@@ -26,6 +27,8 @@ class Report:
     findings: list[Finding]
     markdown: Path | None = None
     plot: Path | None = None
+    spikes: list[dict] = field(default_factory=list)
+    """Loss spikes the spike guard caught (spikes.jsonl)."""
 
     @property
     def healthy(self) -> bool:
@@ -37,7 +40,7 @@ def examine(run_dir: str | Path, write: bool = True) -> Report:
     """Diagnose a run folder (or the newest run of an experiment folder) and write doctor.md and doctor.png."""
     folder = resolve_run_dir(run_dir)
     curves = load_curves(folder)
-    report = Report(folder, curves, diagnose(curves))
+    report = Report(folder, curves, diagnose(curves), spikes=read_spikes(folder))
     if write:
         report.markdown = folder / REPORT_FILE
         report.markdown.write_text(markdown(report))
@@ -51,18 +54,16 @@ def table(report: Report) -> str:
     curves = report.curves
     points = f"{len(curves.train)} train and {len(curves.val)} val points"
     stacks = stacks_line(report.run_dir)
+    extra = [f"  {line}" for line in ([spikes_line(report.spikes)] if report.spikes else []) + [stacks] if line]
     if report.healthy:
-        healthy = f"trainkit doctor: {report.run_dir}: healthy (no problem found in {points})"
-        return healthy + (f"\n  {stacks}" if stacks else "")
+        return "\n".join([f"trainkit doctor: {report.run_dir}: healthy (no problem found in {points})", *extra])
     lines = [f"trainkit doctor: {report.run_dir}: {len(report.findings)} finding(s) in {points}",
              f"  {'case':<30} {'steps':<13} evidence"]
     for finding in report.findings:
         lines.append(f"  {finding.title:<30} {f'{finding.start}-{finding.end}':<13} {finding.evidence}")
         lines.append(f"  {'':<30} {'likely:':<13} {'; '.join(finding.causes)}")
         lines.append(f"  {'':<30} {'try:':<13} {'   '.join(finding.flags)}")
-    if stacks:
-        lines.append(f"  {stacks}")
-    return "\n".join(lines)
+    return "\n".join(lines + extra)
 
 
 def markdown(report: Report) -> str:
@@ -79,6 +80,8 @@ def markdown(report: Report) -> str:
             lines += [f"## {finding.title}", "", f"Likely causes: {'; '.join(finding.causes)}.", "", "Try:", ""]
             lines += [f"- `{flag}`" if flag.startswith("--") else f"- {flag}" for flag in finding.flags]
             lines.append("")
+    if report.spikes:
+        lines += [spikes_line(report.spikes), ""]
     stacks = stacks_line(report.run_dir)
     if stacks:
         lines += ["## Stacks", "", stacks.removeprefix("trainkit: "), ""]

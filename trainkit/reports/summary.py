@@ -13,6 +13,7 @@ from typing import Any
 
 from trainkit.doctor.curves import METRICS_FILE, Series, read_metrics
 from trainkit.errors import ConfigError
+from trainkit.reports.progress import read_eta
 from trainkit.reports.provenance import PROVENANCE_FILE, read_provenance, run_state
 from trainkit.saved_config import newest_config
 
@@ -36,6 +37,8 @@ class RunSummary:
     test: dict[str, float] = field(default_factory=dict)
     started: datetime | None = None
     duration_s: float | None = None
+    eta_s: float | None = None
+    """Seconds a running run has left at its pace so far (its progress.json); None for the others."""
     provenance: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Series] = field(default_factory=dict)
@@ -85,6 +88,8 @@ def summarize(run_dir: str | Path) -> RunSummary:
                     if key.startswith("test/") and len(series)}
     summary.epochs, summary.steps = _length(record, metrics)
     summary.started, summary.duration_s = _timing(record, run_dir, summary.state)
+    if summary.state == "running":
+        summary.eta_s = read_eta(run_dir)
     return summary
 
 

@@ -1,0 +1,30 @@
+"""A 2-process CPU DDP run of the digits MLP whose rank 1 alone gets a spiking batch at step 25; each rank writes
+the steps its spike guard caught and its final weights (`python _spike_ddp.py ACTION OUT_DIR`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import Callback, Trainer
+
+from tests.tiny_runs import train_tiny
+from trainkit.callbacks import SpikeGuard
+
+
+class _RankSpike(Callback):
+    def on_train_batch_start(self, trainer: Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step == 25 and trainer.global_rank == 1:
+            batch[0].mul_(1e3)
+
+
+if __name__ == "__main__":
+    action, out = sys.argv[1], Path(sys.argv[2])
+    guard = SpikeGuard(action, window=10)
+    run = train_tiny(out, optimizer="sgd", lr=0.1, epochs=2, log_every=5, callbacks=[_RankSpike(), guard],
+                     strategy="ddp", devices=2)
+    weights = [round(float(p.double().sum()), 10) for p in run.model.parameters()]
+    (out / f"rank{run.trainer.global_rank}.json").write_text(json.dumps({"steps": [e["step"] for e in guard.events],
+                                                                        "weights": weights}))
