@@ -111,7 +111,8 @@ class SpikeGuard(Callback):
             _copy(self._buffer_backup, self._buffers)
 
     def on_before_backward(self, trainer: Trainer, pl_module: LightningModule, loss: Tensor) -> None:
-        loss = loss.detach().float()
+        mean = getattr(pl_module, "step_loss", None)  # a task that backpropagates a sum gives its mean here
+        loss = (loss if mean is None else mean / trainer.accumulate_grad_batches).detach().float()
         self._loss = loss if self._loss is None else self._loss + loss
 
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:

@@ -40,6 +40,9 @@ class TaskModule(LightningModule):
     class_names: list[str] | None = None
     """The data's class (or label) names: read from the DataModule's `class_names` in setup and kept in the
     checkpoint, so reports and predictions of a checkpoint alone show names."""
+    step_loss: Tensor | None = None
+    """The latest training step's mean loss (a device tensor), set by a task whose returned loss is a sum (the
+    language model's token sum under accumulation), so the loss-spike guard judges means; None: the returned loss."""
 
     def __init__(self, optimizer: OptimizerConfig | None = None, scheduler: SchedulerConfig | None = None) -> None:
         """Each argument is a flag and a YAML key.
