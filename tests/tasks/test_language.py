@@ -87,8 +87,9 @@ class _Gradients(Callback):
 
 def _first_step_gradients(
     tmp_path: Path, batches: list[dict], accumulate: int, per_micro_batch: bool = False
-) -> tuple[list, float]:
-    """The first step's gradients and the last logged train/loss, from the same initial weights each time."""
+) -> tuple[list, float, torch.Tensor | None]:
+    """The first step's gradients, the last logged train/loss and the step loss the guards judge, from the same
+    initial weights each time."""
     torch.manual_seed(0)
     model = CausalLMModule(model_config=TINY)
     if per_micro_batch:  # the old behaviour: each micro-batch's own token mean
@@ -96,7 +97,7 @@ def _first_step_gradients(
     grads = _Gradients()
     trainer = _trainer(tmp_path, grads, max_steps=1, limit_val_batches=0, accumulate_grad_batches=accumulate)
     trainer.fit(model, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
-    return grads.grads, trainer.callback_metrics["train/loss_step"].item()
+    return grads.grads, trainer.callback_metrics["train/loss_step"].item(), model.step_loss
 
 
 def test_accumulated_micro_batches_give_the_full_batch_gradient(tmp_path: Path) -> None:
@@ -109,12 +110,13 @@ def test_accumulated_micro_batches_give_the_full_batch_gradient(tmp_path: Path) 
     targets = [int((half["labels"] != IGNORE).sum()) for half in halves]
     assert targets[0] != targets[1]
     whole = {key: batch[key] for key in ("input_ids", "attention_mask", "labels")}
-    full, logged = _first_step_gradients(tmp_path, [whole], accumulate=1)
-    accumulated, _ = _first_step_gradients(tmp_path, halves, accumulate=2)
+    full, logged, judged = _first_step_gradients(tmp_path, [whole], accumulate=1)
+    assert float(judged) == pytest.approx(logged)  # the spike guard judges the per-token mean, not the token sum
+    accumulated, _, _ = _first_step_gradients(tmp_path, halves, accumulate=2)
     assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(full, accumulated, strict=True))
     torch.manual_seed(0)
     assert logged == pytest.approx(CausalLMModule(model_config=TINY).step(whole, "train")[0].item(), rel=1e-5)
-    old, _ = _first_step_gradients(tmp_path, halves, accumulate=2, per_micro_batch=True)
+    old, _, _ = _first_step_gradients(tmp_path, halves, accumulate=2, per_micro_batch=True)
     assert not all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(full, old, strict=True))
 
 
