@@ -84,7 +84,9 @@ def _experiments() -> list[Path]:
 
     Those that load pretrained Hub weights need internet: tests/test_configs.py parses them, and
     tests/tasks/test_language.py checks that offline they end in one line. The reward and RL stages start
-    from an SFT run (a fresh model stays flat for the walk's 60 steps): their own CLI tests run them."""
+    from an SFT run (a fresh model stays flat for the walk's 60 steps): their own CLI tests run them. A
+    distillation whose teacher logits come with the data starts from a finished fine-tuning run's checkpoint:
+    tests/tasks/test_distillation.py runs that DataModule."""
     found = []
     for path in sorted((REPO / "configs").rglob("*.yaml")):
         loaded = yaml.safe_load(path.read_text()) or {}
@@ -94,5 +96,7 @@ def _experiments() -> list[Path]:
             continue
         if loaded["model"].get("class_path") in ("trainkit.tasks.RLModule", "trainkit.tasks.RewardModule"):
             continue  # they start from a trained SFT run: tests/tasks/test_rl.py and test_reward.py run their CLI
+        if loaded["data"].get("class_path", "").endswith("TeacherLogitsDataModule"):
+            continue  # its teacher is a finished run's checkpoint
         found.append(path)
     return found

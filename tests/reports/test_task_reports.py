@@ -73,7 +73,8 @@ def test_a_failing_report_is_one_line_and_the_test_still_succeeds(
     assert trainkit("fit", *TINY_DIGITS) == 0
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if "report not written" in line]
-    assert lines == ["trainkit: report not written (ClassificationReport): RuntimeError: disk on fire second line"]
+    assert lines == ["trainkit: report not written to runs/digits/version_0/report (ClassificationReport): "
+                     "RuntimeError: disk on fire second line"]
     assert "test/acc" in last_values(workdir / "runs/digits/version_0/metrics.csv")
 
 
