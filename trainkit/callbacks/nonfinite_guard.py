@@ -86,7 +86,7 @@ class NonFiniteGuard(Callback):
         self._where[trainer.global_step] = (trainer.current_epoch, batch_idx)
         self._batch = batch
         if self._buffer_backup:  # the forward pass updates BatchNorm statistics before the loss can be judged
-            _copy(self._buffer_backup, self._buffers)
+            copy_tensors(self._buffer_backup, self._buffers)
 
     def on_before_backward(self, trainer: Trainer, pl_module: LightningModule, loss: Tensor) -> None:
         # Summed over accumulated micro-batches: the sum is non-finite if any of them was.
@@ -140,11 +140,11 @@ class NonFiniteGuard(Callback):
         else:
             tripped = first_bad >= 0 or weights_bad
         if not tripped:
-            _copy(self._snapshot, self._tensors)
+            copy_tensors(self._snapshot, self._tensors)
             self._snapshot_step = self._first_unchecked = trainer.global_step
             self._where = {}
             return
-        _copy(self._tensors, self._snapshot)
+        copy_tensors(self._tensors, self._snapshot)
         self._losses = None  # tripped once: the later hooks of this failing run check nothing
         if first_bad < 0:
             self._trip(trainer, pl_module, trainer.global_step - 1, math.nan, math.nan, weights_only=True)
@@ -182,7 +182,7 @@ class NonFiniteGuard(Callback):
             return
         for param in pl_module.parameters():
             param.grad = None  # torch optimizers leave a parameter without a gradient untouched: the step is dropped
-        _copy(self._buffers, self._buffer_backup)  # and the bad batch's BatchNorm update with it
+        copy_tensors(self._buffers, self._buffer_backup)  # and the bad batch's BatchNorm update with it
         step = trainer.global_step
         epoch, batch_idx = self._where.get(step, (trainer.current_epoch, -1))
         size = len(self._losses)
@@ -236,7 +236,7 @@ def save_last_good(trainer: Trainer, step: int) -> str:
     return str(path)
 
 
-def _copy(targets: list[Tensor], sources: list[Tensor]) -> None:
+def copy_tensors(targets: list[Tensor], sources: list[Tensor]) -> None:
     """Copy tensors in place, one fused op; in place on parameters, so outside autograd."""
     if targets:
         with torch.no_grad():

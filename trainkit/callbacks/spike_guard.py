@@ -13,7 +13,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
-from trainkit.callbacks.nonfinite_guard import save_last_good
+from trainkit.callbacks.nonfinite_guard import copy_tensors, save_last_good
 from trainkit.doctor.spikes import SPIKES_FILE
 from trainkit.errors import ConfigError
 
@@ -108,7 +108,7 @@ class SpikeGuard(Callback):
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
         self._where = (trainer.current_epoch, batch_idx, _sample_ids(batch))
         if self._buffer_backup:  # the forward pass updates BatchNorm statistics before the loss can be judged
-            _copy(self._buffer_backup, self._buffers)
+            copy_tensors(self._buffer_backup, self._buffers)
 
     def on_before_backward(self, trainer: Trainer, pl_module: LightningModule, loss: Tensor) -> None:
         mean = getattr(pl_module, "step_loss", None)  # a task that backpropagates a sum gives its mean here
@@ -200,12 +200,12 @@ class SpikeGuard(Callback):
         if not self._snapshot:
             self._snapshot = [t.detach().clone() for t in self._tensors]
         else:
-            _copy(self._snapshot, self._tensors)
+            copy_tensors(self._snapshot, self._tensors)
         self._optimizer_snapshot = [copy.deepcopy(o.state_dict()) for o in trainer.optimizers]
         self._snapshot_step = trainer.global_step
 
     def _roll_back(self, trainer: Trainer, spikes: list[tuple[Any, ...]]) -> None:
-        _copy(self._tensors, self._snapshot)
+        copy_tensors(self._tensors, self._snapshot)
         for optimizer, state in zip(trainer.optimizers, self._optimizer_snapshot, strict=True):
             optimizer.load_state_dict(copy.deepcopy(state))
             for group in optimizer.param_groups:
@@ -257,9 +257,3 @@ def _sample_ids(batch: Any) -> Any:
             if key in batch:
                 return batch[key]
     return None
-
-
-def _copy(targets: list[Tensor], sources: list[Tensor]) -> None:
-    if targets:
-        with torch.no_grad():
-            torch._foreach_copy_(targets, sources)
