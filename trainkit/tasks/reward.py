@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from trainkit.losses.dpo import bradley_terry_loss
 from trainkit.metrics.language import IGNORE, preference_metrics
-from trainkit.models.language import BYTES, create_causal_lm, load_tokenizer
+from trainkit.models.language import BYTES, add_decoder_layers, create_causal_lm, load_tokenizer
 from trainkit.optim import OptimizerConfig, SchedulerConfig
 from trainkit.tasks.base import TaskModule
 from trainkit.tasks.language import load_language_model, resolve_reference
@@ -30,6 +31,8 @@ class RewardModule(TaskModule):
         model_config: dict[str, Any] | None = None,
         pretrained: bool = False,
         tokenizer: str | None = None,
+        extra_layers: int = 0,
+        lm_weight: float = 0.0,
         optimizer: OptimizerConfig | None = None,
         scheduler: SchedulerConfig | None = None,
         runs_dir: str = "runs",
@@ -43,6 +46,12 @@ class RewardModule(TaskModule):
             model_config: instead of model_name, a model built with no download, e.g. {model_type: llama, ...}.
             pretrained: load model_name's pretrained weights.
             tokenizer: `bytes` or a Hugging Face tokenizer; default model_name's, or bytes.
+            extra_layers: freshly initialised decoder layers added on top of the network: there the last token can
+                compare each written token with what the layers below predicted for it, which one linear read of a
+                language model's last layer cannot (sums off by 1 or 10 stay at chance without them).
+            lm_weight: weight of the chosen answers' next-token loss added to the Bradley-Terry loss (the
+                hidden-state regularizer of Yang et al. 2024): the network keeps computing the answer it judges,
+                which one bit a pair does not teach; 0 for the plain reward model.
             runs_dir: where an experiment-name init_from is looked up; the CLI sets it to the command's --runs_dir.
         """
         super().__init__(optimizer=optimizer, scheduler=scheduler)
@@ -55,25 +64,41 @@ class RewardModule(TaskModule):
         else:
             self.tokenizer = load_tokenizer(tokenizer or (model_name if model_config is None and model_name else BYTES))
             self.model = create_causal_lm(model_name, model_config, pretrained, self.tokenizer)
+        if extra_layers:
+            add_decoder_layers(self.model, extra_layers)
         self.value_head = nn.Linear(self.model.config.hidden_size, 1)
         nn.init.zeros_(self.value_head.weight)  # every answer scores 0 at the start: the loss starts at log 2
         nn.init.zeros_(self.value_head.bias)
+        self.lm_weight = lm_weight
         self.init_metrics(preference_metrics())
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """One reward per row (N,), read at each row's last non-padding token, whichever side the padding is on."""
+        return self.score(self.hidden_states(input_ids, attention_mask), attention_mask)
+
+    def hidden_states(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """The network's final hidden states (N, T, hidden)."""
         # Positions count real tokens only, so a left-padded row scores as its right-padded twin.
         positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        hidden = self.model.base_model(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=positions
+        return self.model.base_model(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=False
         ).last_hidden_state
-        return self.value_head(hidden[torch.arange(len(hidden), device=hidden.device), last_token(attention_mask)])[
-            :, 0
-        ].float()
+
+    def score(self, hidden: Tensor, attention_mask: Tensor) -> Tensor:
+        """The value head on each row's last non-padding token's state (N,)."""
+        last = hidden[torch.arange(len(hidden), device=hidden.device), last_token(attention_mask)]
+        return self.value_head(last)[:, 0].float()
 
     def step(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Tensor, Tensor]:
-        chosen, rejected = self(batch["input_ids"], batch["attention_mask"]).chunk(2)  # chosen rows, then rejected
-        return bradley_terry_loss(chosen, rejected), chosen, rejected
+        hidden = self.hidden_states(batch["input_ids"], batch["attention_mask"])
+        chosen, rejected = self.score(hidden, batch["attention_mask"]).chunk(2)  # chosen rows, then rejected
+        loss = bradley_terry_loss(chosen, rejected)
+        if self.lm_weight:
+            rows = len(chosen)
+            logits = self.model.get_output_embeddings()(hidden[:rows, :-1]).float()
+            labels = batch["labels"][:rows, 1:]
+            loss = loss + self.lm_weight * F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
+        return loss, chosen, rejected
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         rewards = self(batch["input_ids"], batch["attention_mask"]).tolist()
