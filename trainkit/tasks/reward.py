@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
@@ -32,7 +31,6 @@ class RewardModule(TaskModule):
         pretrained: bool = False,
         tokenizer: str | None = None,
         extra_layers: int = 0,
-        lm_weight: float = 0.0,
         optimizer: OptimizerConfig | None = None,
         scheduler: SchedulerConfig | None = None,
         runs_dir: str = "runs",
@@ -49,9 +47,6 @@ class RewardModule(TaskModule):
             extra_layers: freshly initialised decoder layers added on top of the network: there the last token can
                 compare each written token with what the layers below predicted for it, which one linear read of a
                 language model's last layer cannot (sums off by 1 or 10 stay at chance without them).
-            lm_weight: weight of the chosen answers' next-token loss added to the Bradley-Terry loss (the
-                hidden-state regularizer of Yang et al. 2024): the network keeps computing the answer it judges,
-                which one bit a pair does not teach; 0 for the plain reward model.
             runs_dir: where an experiment-name init_from is looked up; the CLI sets it to the command's --runs_dir.
         """
         super().__init__(optimizer=optimizer, scheduler=scheduler)
@@ -69,36 +64,22 @@ class RewardModule(TaskModule):
         self.value_head = nn.Linear(self.model.config.hidden_size, 1)
         nn.init.zeros_(self.value_head.weight)  # every answer scores 0 at the start: the loss starts at log 2
         nn.init.zeros_(self.value_head.bias)
-        self.lm_weight = lm_weight
         self.init_metrics(preference_metrics())
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """One reward per row (N,), read at each row's last non-padding token, whichever side the padding is on."""
-        return self.score(self.hidden_states(input_ids, attention_mask), attention_mask)
-
-    def hidden_states(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        """The network's final hidden states (N, T, hidden)."""
         # Positions count real tokens only, so a left-padded row scores as its right-padded twin.
         positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        return self.model.base_model(
+        hidden = self.model.base_model(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=False
         ).last_hidden_state
-
-    def score(self, hidden: Tensor, attention_mask: Tensor) -> Tensor:
-        """The value head on each row's last non-padding token's state (N,)."""
-        last = hidden[torch.arange(len(hidden), device=hidden.device), last_token(attention_mask)]
-        return self.value_head(last)[:, 0].float()
+        return self.value_head(hidden[torch.arange(len(hidden), device=hidden.device), last_token(attention_mask)])[
+            :, 0
+        ].float()
 
     def step(self, batch: dict[str, Any], stage: str) -> tuple[Tensor, Tensor, Tensor]:
-        hidden = self.hidden_states(batch["input_ids"], batch["attention_mask"])
-        chosen, rejected = self.score(hidden, batch["attention_mask"]).chunk(2)  # chosen rows, then rejected
-        loss = bradley_terry_loss(chosen, rejected)
-        if self.lm_weight:
-            rows = len(chosen)
-            logits = self.model.get_output_embeddings()(hidden[:rows, :-1]).float()
-            labels = batch["labels"][:rows, 1:]
-            loss = loss + self.lm_weight * F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
-        return loss, chosen, rejected
+        chosen, rejected = self(batch["input_ids"], batch["attention_mask"]).chunk(2)  # chosen rows, then rejected
+        return bradley_terry_loss(chosen, rejected), chosen, rejected
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         rewards = self(batch["input_ids"], batch["attention_mask"]).tolist()
