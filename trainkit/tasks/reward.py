@@ -59,12 +59,19 @@ class RewardModule(TaskModule):
         else:
             self.tokenizer = load_tokenizer(tokenizer or (model_name if model_config is None and model_name else BYTES))
             self.model = create_causal_lm(model_name, model_config, pretrained, self.tokenizer)
+        self.extra_layers = extra_layers
         if extra_layers:
             add_decoder_layers(self.model, extra_layers)
         self.value_head = nn.Linear(self.model.config.hidden_size, 1)
         nn.init.zeros_(self.value_head.weight)  # every answer scores 0 at the start: the loss starts at log 2
         nn.init.zeros_(self.value_head.bias)
         self.init_metrics(preference_metrics())
+
+    def backbone_and_head(self) -> tuple[nn.Module, nn.Module | None]:
+        """(the language model, its added layers): `--freeze.epochs -1` or `optimizer.backbone_lr_scale` keep the
+        features of the layers below while the added layers and the value head learn to judge."""
+        added = list(self.model.base_model.layers)[-self.extra_layers:] if self.extra_layers else []
+        return self.model, nn.ModuleList(added) if added else None
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """One reward per row (N,), read at each row's last non-padding token, whichever side the padding is on."""
