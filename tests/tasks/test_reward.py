@@ -15,6 +15,7 @@ from tests.conftest import REPO
 from tests.tasks.test_language import DATA, TINY, TINY_CLI
 from trainkit.data import PreferenceDataModule
 from trainkit.data._text import pad
+from trainkit.errors import ConfigError
 from trainkit.losses.dpo import bradley_terry_loss
 from trainkit.optim.param_groups import backbone_parameters
 from trainkit.tasks import RewardModule
@@ -50,6 +51,8 @@ def test_extra_layers_are_the_head_and_the_language_model_below_them_the_backbon
     frozen = {id(p) for p in backbone_parameters(model.backbone_and_head())}  # what --freeze.epochs -1 freezes
     assert frozen == {id(p) for p in model.model.parameters()} - {id(p) for p in layers[1].parameters()}
     assert RewardModule(model_config=TINY).backbone_and_head()[1] is None
+    with pytest.raises(ConfigError, match="extra_layers=-1"):
+        RewardModule(model_config=TINY, extra_layers=-1)
 
 
 def test_bradley_terry_loss_matches_a_hand_value() -> None:

@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
+from trainkit.errors import ConfigError
 from trainkit.losses.dpo import bradley_terry_loss
 from trainkit.metrics.language import IGNORE, preference_metrics
 from trainkit.models.language import BYTES, add_decoder_layers, create_causal_lm, load_tokenizer
@@ -44,11 +45,13 @@ class RewardModule(TaskModule):
             model_config: instead of model_name, a model built with no download, e.g. {model_type: llama, ...}.
             pretrained: load model_name's pretrained weights.
             tokenizer: `bytes` or a Hugging Face tokenizer; default model_name's, or bytes.
-            extra_layers: freshly initialised decoder layers added on top of the network: there the last token can
-                compare each written token with what the layers below predicted for it, which one linear read of a
-                language model's last layer cannot (sums off by 1 or 10 stay at chance without them).
+            extra_layers: freshly initialised decoder layers added on top of the network, where the last token can
+                compare each written token with what the layers below predicted for it; 0 adds none (2 measured in
+                docs/language.md: not enough for sums off by 1 or 10 yet).
             runs_dir: where an experiment-name init_from is looked up; the CLI sets it to the command's --runs_dir.
         """
+        if extra_layers < 0:
+            raise ConfigError(f"extra_layers={extra_layers}: give the number of decoder layers to add, 0 or more")
         super().__init__(optimizer=optimizer, scheduler=scheduler)
         self.save_hyperparameters()
         if init_from is not None:
