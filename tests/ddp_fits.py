@@ -9,6 +9,7 @@ all use `--run_name ddp`: rank 1 keeps the run folder name it was handed at the 
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import shutil
@@ -38,31 +39,25 @@ SCHEDULE = [
 ]
 
 
-@functools.cache
 def ddp_fits() -> tuple[Path, str]:
-    """Run every fit once per test process (the first test that asks pays); return OUT and the run's output."""
-    out = Path(tempfile.mkdtemp(prefix="trainkit-ddp-fits-"))
-    _prepare(out)
-    done = subprocess.run([sys.executable, "-m", "tests.ddp_fits", str(out)], cwd=out, env=env(),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=800)
+    """OUT and the output of the one run of every fit (the first test that asks pays; a failed run fails each test
+    that asks, with its output, without running again)."""
+    out, done = _run()
     assert done.returncode == 0, done.stdout[-4000:]
     return out, done.stdout
 
 
-def remove_at_exit(out: Path) -> None:
-    """Remove OUT when the test process ends."""
-    import atexit
-
+@functools.cache
+def _run() -> tuple[Path, subprocess.CompletedProcess]:
+    out = Path(tempfile.mkdtemp(prefix="trainkit-ddp-fits-"))
     atexit.register(shutil.rmtree, out, ignore_errors=True)
-
-
-def _prepare(out: Path) -> None:
-    """Inputs written once, before rank 1 exists (both ranks would write them at once)."""
+    # Inputs are written here, before rank 1 exists (both ranks would write them at once).
     from tests.data.test_streaming import _id_shards, _regression_config
 
-    remove_at_exit(out)
     (out / "streaming").mkdir()
     _regression_config(out / "streaming", _id_shards(out / "streaming"), workers=2, epochs=2)
+    return out, subprocess.run([sys.executable, "-m", "tests.ddp_fits", str(out)], cwd=out, env=env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=800)
 
 
 class RankSpike(Callback):
