@@ -76,7 +76,9 @@ def _write_conf(folder: Path, nodes: dict[str, str] | None = None) -> Path:
         names, suffix = ",".join(nodes), "-%n"  # one spool, pid file and log per slurmd
     else:
         controller, names, suffix = host, host, ""
-        node_lines = [f"NodeName={host} CPUs={os.cpu_count()} RealMemory=4000 State=UNKNOWN"]
+        # Two CPUs at least, whatever the hardware reports (config_overrides): tests run two tasks side by side, and
+        # on a host with one core of two threads CR_Core would give them one at a time.
+        node_lines = [f"NodeName={host} CPUs={max(2, os.cpu_count() or 1)} RealMemory=4000 State=UNKNOWN"]
     conf = folder / "slurm.conf"
     conf.write_text("\n".join([
         "ClusterName=trainkit-test",
@@ -87,7 +89,7 @@ def _write_conf(folder: Path, nodes: dict[str, str] | None = None) -> Path:
         f"SlurmctldPidFile={folder}/slurmctld.pid", f"SlurmdPidFile={folder}/slurmd{suffix}.pid",
         f"SlurmctldLogFile={folder}/slurmctld.log", f"SlurmdLogFile={folder}/slurmd{suffix}.log",
         "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none",  # no cgroups in a container
-        "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core",
+        "SelectType=select/cons_tres", "SelectTypeParameters=CR_CPU", "SlurmdParameters=config_overrides",
         "ReturnToService=2", "JobRequeue=1", "MpiDefault=none",
         "KillWait=10", "MinJobAge=600", "SchedulerParameters=sched_interval=2",
         *node_lines,

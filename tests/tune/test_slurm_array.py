@@ -42,5 +42,6 @@ def test_a_two_task_array_job_shares_the_journal_and_finishes_every_trial(
     trials = journal_trials(study, "tune_tiny")
     assert [t.number for t in trials] == [0, 1, 2, 3], "\n".join(log.read_text()[-1500:] for log in logs)
     assert [t.state.name for t in trials] == ["COMPLETE"] * 4
-    assert {t.user_attrs["runner"].split(" on ")[0] for t in trials} == {"slurm task 0", "slurm task 1"}
+    runners = {t.user_attrs["runner"].split(" on ")[0] for t in trials}
+    assert runners == {"slurm task 0", "slurm task 1"}, "\n".join(log.read_text()[-1500:] for log in logs)
     assert len(logs) == 2 and len(read_trials(study)) == 4

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -33,6 +35,26 @@ def test_a_study_with_finished_trials_refuses_another_search_but_may_grow(tmp_pa
         studies.write_settings(folder, _settings(monitor="val/acc", mode="max"))
     studies.write_settings(folder, _settings(monitor="val/loss", n_trials=10))  # more trials: fine
     assert yaml.safe_load((folder / "study.yaml").read_text())["n_trials"] == 10
+
+
+def _write_after(barrier: Any, folder: Path) -> None:
+    barrier.wait()
+    for _ in range(20):
+        studies.write_settings(folder, _settings())
+
+
+def test_array_tasks_starting_together_all_write_the_settings(tmp_path: Path) -> None:
+    """The tasks of a SLURM array job each write study.yaml as they start: none may fail on another's write."""
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(8)
+    tasks = [context.Process(target=_write_after, args=(barrier, tmp_path / "tune_s")) for _ in range(8)]
+    for task in tasks:
+        task.start()
+    for task in tasks:
+        task.join(60)
+    assert [task.exitcode for task in tasks] == [0] * 8
+    assert studies.read_settings(tmp_path / "tune_s") == _settings()
+    assert sorted(p.name for p in (tmp_path / "tune_s").iterdir()) == [".locks", "study.yaml"]
 
 
 def test_a_trial_lock_is_free_exactly_when_its_holder_has_died(tmp_path: Path) -> None:

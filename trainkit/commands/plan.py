@@ -24,6 +24,7 @@ from trainkit.errors import ConfigError
 from trainkit.hpc.devices import Device, device, device_from_cuda_name, measured_cpu_tflops, precision_dtype
 from trainkit.hpc.memory_estimate import estimate_memory, largest_batch, states_per_parameter, step_temporaries
 from trainkit.hpc.step_footprint import StepFootprint, measure_step
+from trainkit.reports.table import duration
 
 WARMUP_STEPS = 1  # a probe step not timed: the first allocates the optimizer state and warms the allocator
 GIB = 2**30
@@ -254,14 +255,6 @@ def _size(num_bytes: float) -> str:
     return f"{num_bytes / GIB:.2f} GiB" if num_bytes >= GIB / 10 else f"{num_bytes / 2**20:.1f} MiB"
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.3g} ms"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
-
-
 def render(result: dict[str, Any]) -> str:
     """The plan as the lines `trainkit plan` prints."""
     r, m = result, result["memory_bytes"]
@@ -289,9 +282,9 @@ def render(result: dict[str, Any]) -> str:
         + (f"; per token {r['flops_per_token'] / 1e6:.4g} MFLOP at {r['tokens_per_sample']} tokens (6N rule: "
            f"{r['flops_per_token_6n'] / 1e6:.4g} MFLOP)" if "flops_per_token" in r else ""),
         f"  time              at {r['peak_tflops']:.4g} TFLOP/s {r['peak_dtype']} peak x MFU {r['mfu']} (assumed; "
-        f"--mfu): {r['samples_per_second']:,.0f} samples/s, {_duration(r['epoch_seconds'])} per epoch of "
+        f"--mfu): {r['samples_per_second']:,.0f} samples/s, {duration(r['epoch_seconds'])} per epoch of "
         f"{r['samples_per_epoch']:,} samples, "
-        f"{_duration(r['run_seconds'])} for the run ({r['run_samples']:,} samples), "
+        f"{duration(r['run_seconds'])} for the run ({r['run_samples']:,} samples), "
         f"{r['device_hours']:.3g} device-hours",
     ]
     if probe := r.get("probe"):

@@ -33,9 +33,11 @@ def number(value: float | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """12s, 3m05s, 2h07m."""
+    """350ms, 12s, 3m05s, 2h07m."""
     if seconds is None:
         return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
     seconds = int(round(seconds))
     if seconds < 60:
         return f"{seconds}s"

@@ -69,19 +69,22 @@ def read_settings(folder: Path) -> StudySettings:
 
 
 def write_settings(folder: Path, settings: StudySettings) -> None:
-    """Create or continue the study in `folder`: a rerun must search the same space for the same objective."""
+    """Create or continue the study in `folder`: a rerun must search the same space for the same objective. Under
+    the study lock: the tasks of an array job start together and each writes the settings."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / SETTINGS
-    if path.is_file():
-        old = read_settings(folder)
-        fixed = ("space", "monitor", "mode", "sampler", "pruner")
-        changed = [key for key in fixed if getattr(old, key) != getattr(settings, key)]
-        if changed and finished_trials(folder, old):
-            raise ConfigError(f"study '{settings.name}' in {folder} was started with another {' and '.join(changed)}; "
-                              "rerun with the same settings to continue it, or pass --study NEW for a new study")
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(asdict(settings), sort_keys=False))
-    os.replace(tmp, path)
+    with study_lock(folder):
+        if path.is_file():
+            old = read_settings(folder)
+            fixed = ("space", "monitor", "mode", "sampler", "pruner")
+            changed = [key for key in fixed if getattr(old, key) != getattr(settings, key)]
+            if changed and finished_trials(folder, old):
+                raise ConfigError(f"study '{settings.name}' in {folder} was started with another "
+                                  f"{' and '.join(changed)}; rerun with the same settings to continue it, or pass "
+                                  "--study NEW for a new study")
+        tmp = path.with_suffix(f".yaml.{os.getpid()}.tmp")
+        tmp.write_text(yaml.safe_dump(asdict(settings), sort_keys=False))
+        os.replace(tmp, path)
 
 
 def storage(folder: Path) -> Any:
