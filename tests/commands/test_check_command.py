@@ -69,7 +69,8 @@ SFT_MODEL = json.dumps(yaml.safe_load(SFT.read_text())["model"]["init_args"]["mo
 
 
 def stand_ins(config: Path) -> list[str]:
-    """Flags that let a shipped experiment run in a fresh folder: a tiny teacher where it expects a trained one, and
+    """Flags that let a shipped experiment run in a fresh folder: a tiny teacher that knows the digits (solved by least
+    squares, tests/cli/user_nets.py) where it expects a trained one, and
     DPO from the SFT model's architecture freshly built (`initial`) where it expects the SFT run's checkpoint."""
     text = config.read_text()
     if "teacher" in text:

@@ -3,8 +3,6 @@ DataLoader workers, real DDP processes, a real SIGKILL), accuracy against the ma
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -15,7 +13,8 @@ import yaml
 
 from tests.conftest import DOCTOR_OFF, REPO
 from tests.data._streams import read_ids, write_id_table, write_pattern_folder
-from tests.hpc._runs import env, finish, kill_when_saved, last_metrics, start, weights
+from tests.ddp_fits import ddp_fits
+from tests.hpc._runs import kill_when_saved, last_metrics, start, weights
 from trainkit.commands.shard import shard_datamodule
 from trainkit.data import CSVDataModule, ImageFolderDataModule, StreamingDataModule
 from trainkit.data.shard_stream import batches_per_rank, epoch_order, rank_batches
@@ -138,15 +137,11 @@ def _recorder(folder: Path, delay: float = 0.0) -> list[str]:
 
 
 @pytest.mark.slow
-def test_two_ddp_ranks_with_two_workers_each_see_every_sample_once_per_epoch(workdir: Path) -> None:
-    shards = _id_shards(workdir)
-    config = _regression_config(workdir, shards, workers=2, epochs=2)
-    args = [sys.executable, "-m", "trainkit", *_fit_args(config, "ddp", *_recorder(workdir / "ids")),
-            "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
-    done = subprocess.run(args, cwd=workdir, env=env(), capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    total = yaml.safe_load((shards / "manifest.json").read_text())["splits"]["train"]["samples"]
-    records = read_ids(workdir / "ids")
+@pytest.mark.xdist_group("ddp_fits")
+def test_two_ddp_ranks_with_two_workers_each_see_every_sample_once_per_epoch() -> None:
+    out, _ = ddp_fits()  # the id shards' regression fit, 2 workers a rank, on 2 processes (tests/ddp_fits.py)
+    total = yaml.safe_load((out / "streaming/shards/manifest.json").read_text())["splits"]["train"]["samples"]
+    records = read_ids(out / "streaming/ids")
     orders = []
     for epoch in (0, 1):
         steps = [r for r in records if r["epoch"] == epoch]
@@ -158,20 +153,19 @@ def test_two_ddp_ranks_with_two_workers_each_see_every_sample_once_per_epoch(wor
 
 
 @pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_sees_the_same_samples_and_ends_bitwise_equal(workdir: Path) -> None:
+def test_sigkill_mid_epoch_then_resume_sees_the_same_samples_and_ends_bitwise_equal(workdir: Path, trainkit) -> None:  # noqa: ANN001
     shards = _id_shards(workdir)
     config = _regression_config(workdir, shards, workers=2, epochs=2)
     every = ["--checkpoint.every_n_train_steps", "5"]
-    reference = start(*_fit_args(config, "uninterrupted", *every, *_recorder(workdir / "ref")), cwd=workdir)
     killed = start(*_fit_args(config, "killed", *every, *_recorder(workdir / "killed", delay=0.2)), cwd=workdir)
     saved = kill_when_saved(killed, workdir / "runs" / "ids" / "killed" / "checkpoints" / "last.ckpt")
     resume_step = saved["global_step"]
     assert saved["trainkit_resume"]["batches"] > 0, "the checkpoint to resume from should be mid-epoch"
 
-    resumed = start(*_fit_args(config, "killed", *_recorder(workdir / "resumed"), *every, "--ckpt_path", "last"),
-                    cwd=workdir)
-    finish(resumed)
-    finish(reference)
+    # Only the killed run needs a process; the resume and the reference go in-process (an interpreter is ~7 s of CPU).
+    torch.set_num_threads(1)  # as in the killed process (OMP_NUM_THREADS=1)
+    assert trainkit(*_fit_args(config, "killed", *_recorder(workdir / "resumed"), *every, "--ckpt_path", "last")) == 0
+    assert trainkit(*_fit_args(config, "uninterrupted", *every, *_recorder(workdir / "ref"))) == 0
     after = {r["step"]: r["ids"] for r in read_ids(workdir / "resumed")}
     uninterrupted = {r["step"]: r["ids"] for r in read_ids(workdir / "ref")}
     assert min(after) == resume_step

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from trainkit.data import InstructionDataModule, PreferenceDataModule
-from trainkit.data.text_tasks import generate_records
+from trainkit.data.text_tasks import generate_records, plausible_wrongs
 from trainkit.errors import ConfigError
 from trainkit.metrics.language import IGNORE
 
@@ -71,6 +71,21 @@ def test_preference_batches_hold_chosen_then_rejected() -> None:
     texts = [tokenizer.decode(row[row != IGNORE]) for row in batch["labels"]]
     assert [t.removesuffix(tokenizer.eos_token) for t in texts[:3]] == batch["references"]
     assert all(chosen != rejected for chosen, rejected in zip(texts[:3], texts[3:], strict=True))
+
+
+def test_wrong_answers_give_each_training_prompt_several_distinct_wrong_answers() -> None:
+    one = PreferenceDataModule(**SMALL).generated_records()
+    four = PreferenceDataModule(wrong_answers=4, **SMALL).generated_records()
+    assert four["val"] == one["val"] and four["test"] == one["test"]  # held-out pairs as before
+    by_prompt: dict[tuple[str, str], list[str]] = {}
+    for r in four["train"]:
+        by_prompt.setdefault((r["prompt"], r["input"], r["chosen"]), []).append(r["rejected"])
+    assert len(by_prompt) == len(one["train"])
+    for (task, text, answer), wrong in by_prompt.items():
+        assert len(set(wrong)) == len(wrong) == min(4, len(set(plausible_wrongs(task, text, answer))))
+        assert answer not in wrong and set(wrong) <= set(plausible_wrongs(task, text, answer))
+    with pytest.raises(ConfigError, match="wrong_answers=0"):
+        PreferenceDataModule(wrong_answers=0)
 
 
 def test_long_responses_are_cut_to_max_length(tmp_path: Path) -> None:

@@ -130,3 +130,18 @@ def test_a_run_whose_monitor_levelled_off_is_not_unfinished() -> None:
     val = [1.0 * 0.6 ** (i / 4) + 0.3 for i in range(epochs)]
     train = [1.0 * 0.6 ** (i / 40) + 0.25 for i in range(200)]
     assert diagnose(_synthetic_run(train, val, match, epochs, monitor="val/exact_match", mode="max")) == []
+
+
+def _waiting(step_seconds: float) -> Curves:
+    """A healthy falling loss over 40 steps, logged every 4, whose loop waited 40% of each step for its batch."""
+    curves = _curves([2.3 * 0.97**i for i in range(40)])
+    windows = np.arange(3.0, 40.0, 4.0)
+    curves.data_wait = Series("train/data_wait_frac", windows, np.full(len(windows), 0.4), np.zeros(len(windows)))
+    curves.step_time = Series("train/step_time", windows, np.full(len(windows), step_seconds), np.zeros(len(windows)))
+    return curves
+
+
+def test_input_bound_only_where_the_wait_adds_up_to_something() -> None:
+    # 40 steps of 0.2 s waiting 40%: 3.2 s lost to the loader. Of 3 ms (a 10-feature MLP): 0.05 s, nothing to win.
+    assert [f.case for f in diagnose(_waiting(0.2))] == ["input_bound"]
+    assert diagnose(_waiting(0.003)) == []

@@ -67,3 +67,13 @@ def test_every_suggested_flag_parses(trainkit, capsys: pytest.CaptureFixture) ->
     capsys.readouterr()
     stale = [" ".join(flag) for flag in flags if trainkit("fit", *TINY_DIGITS, *flag, "--print_config") != 0]
     assert not stale, f"the doctor or preflight suggests flags that `trainkit fit` rejects: {stale}"
+
+
+def test_clipping_advice_is_a_change_for_a_run_that_clips_already() -> None:
+    hit = Hit(0, 10, "")
+    flags = {clip: CASES["oscillating"].flags(hit, Settings(lr=0.01, gradient_clip_val=clip)) for clip in
+             (None, 1.0, 0.5, 5.0)}
+    assert "--trainer.gradient_clip_val 1.0" in flags[None] and "--trainer.gradient_clip_val 1.0" in flags[5.0]
+    assert "--trainer.gradient_clip_val 0.5" in flags[1.0] and "--trainer.gradient_clip_val 0.25" in flags[0.5]
+    config = {"trainer": {"gradient_clip_val": 1.0}, "model": {"init_args": {"optimizer": {"lr": 0.1}}}}
+    assert Settings.of(config) == Settings(lr=0.1, gradient_clip_val=1.0)

@@ -1,6 +1,7 @@
 """The device table: names and aliases, CUDA device names, precision flags, and the measured CPU matmul peak."""
 
 import pytest
+import torch
 
 from trainkit.errors import ConfigError
 from trainkit.hpc.devices import device, device_from_cuda_name, measured_cpu_tflops, precision_dtype
@@ -29,4 +30,7 @@ def test_cuda_device_names(cuda_name: str, expected: str) -> None:
 def test_precision_flags_and_cpu_peak() -> None:
     assert [precision_dtype(p) for p in ("bf16-mixed", "16-mixed", "32-true", None)] == ["bf16", "fp16", "fp32", "fp32"]
     assert device_from_cuda_name("Some Future GPU") is None
-    assert 1e-4 < measured_cpu_tflops(size=256, seconds=0.05) < 100  # a 2-core CPU does ~0.01-1 TFLOP/s
+    torch.manual_seed(0)
+    assert 1e-4 < measured_cpu_tflops.__wrapped__(size=256, seconds=0.05) < 100  # a 2-core CPU does ~0.01-1 TFLOP/s
+    # Measured at a process's first fit (Throughput): it must leave the run's random stream alone.
+    assert torch.equal(torch.rand(4), torch.manual_seed(0) and torch.rand(4))

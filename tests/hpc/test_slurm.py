@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-from ._runs import SMALL_DIGITS, env, finish, last_metrics, start
+from ._runs import SMALL_DIGITS, env, last_metrics
 from ._slurm import job_field, local_slurm, wait_until
 
 # 3 epochs of 20 steps (long enough to be signalled mid-run), last.ckpt every 5 steps, then the test set.
@@ -20,10 +21,9 @@ ARGS = [*SMALL_DIGITS, "--trainer.limit_train_batches", "20", "--trainer.max_epo
 @pytest.mark.slow
 @pytest.mark.slurm
 def test_preempted_slurm_job_requeues_resumes_and_matches_an_uninterrupted_run(
-    workdir: Path, tmp_path_factory: pytest.TempPathFactory
+    workdir: Path, tmp_path_factory: pytest.TempPathFactory, trainkit  # noqa: ANN001
 ) -> None:
     with local_slurm(tmp_path_factory.mktemp("slurm")) as slurm_env:
-        reference = start("fit", *ARGS, "--run_name", "reference", cwd=workdir)  # outside SLURM, never interrupted
         submitted = subprocess.run(
             [sys.executable, "-m", "trainkit", "slurm", *ARGS, "--time", "00:15:00", "--submit"],
             cwd=workdir, env=env() | {"SLURM_CONF": slurm_env["SLURM_CONF"]}, capture_output=True, text=True,
@@ -43,7 +43,10 @@ def test_preempted_slurm_job_requeues_resumes_and_matches_an_uninterrupted_run(
         wait_until(lambda: job_field(slurm_env, job, "JobState") in ("COMPLETED", "FAILED", "CANCELLED"),
               "the resumed job to finish", timeout=400)
         assert job_field(slurm_env, job, "JobState") == "COMPLETED", log.read_text()[-4000:]
-        finish(reference)
+    # The reference: outside SLURM, never interrupted; in-process (a fresh interpreter is ~7 s of CPU), on one thread
+    # like the job's processes.
+    torch.set_num_threads(1)
+    assert trainkit("fit", *ARGS, "--run_name", "reference") == 0
 
     text = log.read_text()
     preempted = re.search(r"SIGUSR1 at epoch (\d+) step (\d+): saved (\S+); requeued SLURM job", text)

@@ -15,7 +15,13 @@ import torch
 from tests.conftest import DOCTOR_OFF, REPO
 from trainkit.data import InstructionDataModule
 from trainkit.errors import ConfigError
-from trainkit.models.language import create_causal_lm, fix_gguf_special_tokens, load_tokenizer, local_model
+from trainkit.models.language import (
+    add_decoder_layers,
+    create_causal_lm,
+    fix_gguf_special_tokens,
+    load_tokenizer,
+    local_model,
+)
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]  # ids 0, 1, 2 as in SmolLM2
 MERGES = ["a d", "ad d", "r e"]
@@ -134,6 +140,21 @@ def test_a_saved_folder_loads_offline_with_the_same_logits(tmp_path: Path, monke
     ids = torch.tensor([tokenizer("reverse cat =")["input_ids"]])
     with torch.no_grad():
         assert torch.equal(loaded(ids).logits, source(ids).logits)
+
+
+def test_added_decoder_layers_run_after_the_models_own() -> None:
+    model = _tiny_llama().eval()
+    ids = torch.tensor([[5, 9, 33, 41]])
+    with torch.no_grad():
+        before = model(ids).logits
+        add_decoder_layers(model, 2)
+        assert len(model.model.layers) == model.config.num_hidden_layers == 4
+        for layer in model.model.layers[2:]:  # the new layers' outputs zeroed: each passes its input through
+            torch.nn.init.zeros_(layer.self_attn.o_proj.weight)
+            torch.nn.init.zeros_(layer.mlp.down_proj.weight)
+        torch.testing.assert_close(model(ids).logits, before)  # the model's own layers are untouched
+        torch.nn.init.normal_(model.model.layers[3].mlp.down_proj.weight)
+        assert not torch.allclose(model(ids).logits, before)  # and the forward runs the last added one
 
 
 @pytest.mark.parametrize(("name", "words"), [

@@ -18,6 +18,8 @@ from trainkit.reports.classification import ClassificationReport
 
 DISTILL = REPO / "configs" / "distillation" / "digits.yaml"
 
+TEST_AFTER_FIT = ["--test_after_fit", "true"]  # the reports are written by the test after fit: on again
+
 
 def _rows(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as file:
@@ -31,7 +33,7 @@ def _is_png(path: Path) -> bool:
 def test_classification_report_matches_the_predictions_and_distillation_compares_teacher_and_student(
     workdir: Path, trainkit
 ) -> None:
-    assert trainkit("fit", *TINY_DIGITS) == 0
+    assert trainkit("fit", *TINY_DIGITS, *TEST_AFTER_FIT) == 0
     run = workdir / "runs" / "digits" / "version_0"
     report = run / "report"
     for name in ("confusion_matrix.png", "most_confident_wrong.png"):
@@ -52,7 +54,7 @@ def test_classification_report_matches_the_predictions_and_distillation_compares
 
     teacher = run / "checkpoints" / "best.ckpt"
     distil = ["--config", DISTILL, *TINY_DIGITS[2:], "--model.init_args.teacher", teacher]
-    assert trainkit("fit", *distil) == 0
+    assert trainkit("fit", *distil, *TEST_AFTER_FIT) == 0
     report = workdir / "runs" / "digits_distill" / "version_0" / "report"
     assert _is_png(report / "distillation.png") and _is_png(report / "confusion_matrix.png")
     rows = {r["model"]: r for r in _rows(report / "distillation.csv")}
@@ -70,7 +72,7 @@ def test_a_failing_report_is_one_line_and_the_test_still_succeeds(
         raise RuntimeError("disk on fire\nsecond line")
 
     monkeypatch.setattr(ClassificationReport, "write", broken)
-    assert trainkit("fit", *TINY_DIGITS) == 0
+    assert trainkit("fit", *TINY_DIGITS, *TEST_AFTER_FIT) == 0
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if "report not written" in line]
     assert lines == ["trainkit: report not written to runs/digits/version_0/report (ClassificationReport): "
@@ -79,7 +81,7 @@ def test_a_failing_report_is_one_line_and_the_test_still_succeeds(
 
 
 def test_segmentation_report(workdir: Path, trainkit) -> None:
-    assert trainkit("fit", *TINY_SHAPES) == 0
+    assert trainkit("fit", *TINY_SHAPES, *TEST_AFTER_FIT) == 0
     run = next((workdir / "runs").glob("*/version_0"))
     report = run / "report"
     assert _is_png(report / "overlays.png") and _is_png(report / "per_class_iou.png")
@@ -89,7 +91,7 @@ def test_segmentation_report(workdir: Path, trainkit) -> None:
 
 
 def test_regression_report(workdir: Path, trainkit) -> None:
-    assert trainkit("fit", *TINY_DIABETES) == 0
+    assert trainkit("fit", *TINY_DIABETES, *TEST_AFTER_FIT) == 0
     run = workdir / "runs" / "diabetes" / "version_0"
     report = run / "report"
     assert _is_png(report / "predicted_vs_true.png") and _is_png(report / "residuals.png")
@@ -101,7 +103,7 @@ def test_regression_report(workdir: Path, trainkit) -> None:
 
 @pytest.mark.slow  # t-SNE and a kNN over the test embeddings: ~30 s on 2 cores
 def test_metric_learning_report(workdir: Path, trainkit) -> None:
-    assert trainkit("fit", *TINY_METRIC) == 0
+    assert trainkit("fit", *TINY_METRIC, *TEST_AFTER_FIT) == 0
     run = workdir / "runs" / "digits_metric" / "version_0"
     report = run / "report"
     assert _is_png(report / "embeddings_2d.png") and _is_png(report / "recall_at_k.png")

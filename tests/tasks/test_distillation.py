@@ -72,7 +72,7 @@ def test_checkpoint_holds_only_the_student_and_tests_without_teacher(
     args = tiny_argv(CONFIG, "--model.init_args.teacher", teacher, "--model.init_args.backbone", "test_resnet",
                      "--data.init_args.image_size", "16", limit_train_batches=3, limit_val_batches=2,
                      limit_test_batches=2)
-    assert run_trainkit("fit", *args) == 0
+    assert run_trainkit("fit", *args, "--test_after_fit", "true") == 0
     out = capsys.readouterr().out
     assert "distillation      parameters   test acc" in out and "test/teacher_acc" in out
     teacher_params = sum(p.numel() for p in load_task(teacher).parameters())

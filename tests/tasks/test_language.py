@@ -15,6 +15,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from tests.conftest import DOCTOR_OFF, REPO
+from tests.ddp_fits import ddp_fits
 from trainkit.callbacks import LoRA
 from trainkit.data import InstructionDataModule, PreferenceDataModule
 from trainkit.losses.dpo import DPOLoss
@@ -267,11 +268,10 @@ def test_pretrained_name_with_no_internet_ends_in_one_line(workdir: Path) -> Non
 
 
 @pytest.mark.slow
-def test_sft_on_two_ddp_processes(workdir: Path) -> None:
-    done = _cli(workdir, "fit", "--config", str(SFT), *TINY_CLI, "--trainer.strategy", "ddp",
-                "--trainer.devices", "2", "--trainer.accelerator", "cpu")
-    assert done.returncode == 0, done.stderr[-3000:]
-    rows = list(csv.DictReader((workdir / "runs/lm_sft/version_0/metrics.csv").open()))
+@pytest.mark.xdist_group("ddp_fits")
+def test_sft_on_two_ddp_processes() -> None:
+    out, _ = ddp_fits()  # `trainkit fit --config SFT TINY_CLI` on 2 processes, beside the other DDP tests' fits
+    rows = list(csv.DictReader((out / "sft/runs/lm_sft/ddp/metrics.csv").open()))
     tested = next(r for r in rows if r.get("test/exact_match"))
     assert 0 <= float(tested["test/exact_match"]) <= 1 and float(tested["test/loss"]) > 0
     # 300 generated records less 32 held out, 8 a batch, 2 processes: each rank takes 4 of its 17 batches

@@ -71,7 +71,8 @@ def test_backbone_module_without_feature_size_is_a_config_error() -> None:
 
 def test_fit_reports_retrieval_metrics_and_predict_writes_embeddings(workdir: Path, trainkit) -> None:  # noqa: ANN001
     assert trainkit("fit", *TINY, "--model.init_args.loss", "pytorch_metric_learning.losses.ContrastiveLoss",
-                    "--model.init_args.miner", "pytorch_metric_learning.miners.BatchHardMiner") == 0
+                    "--model.init_args.miner", "pytorch_metric_learning.miners.BatchHardMiner",
+                    "--test_after_fit", "true") == 0
     run = workdir / "runs" / "digits_metric" / "version_0"
     header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
     for name in ("val/recall_at_1", "val/recall_at_5", "val/map_at_r", "test/recall_at_1", "train/loss_epoch"):

@@ -134,7 +134,7 @@ def _lstsq_test_r2(data: Any) -> float:
 def _fit_then_test(trainkit, workdir: Path, args: list[str], experiment: str, data: Any) -> dict[str, str]:  # noqa: ANN001
     """`trainkit fit` then `test --ckpt_path best`: the logged baseline matches numpy's least squares on `data`'s
     split, and the test reproduces the fit's test/r2. Returns the fit's last logged values."""
-    assert trainkit("fit", *args) == 0
+    assert trainkit("fit", *args, "--test_after_fit", "true") == 0
     run = workdir / "runs" / experiment / "version_0"
     fitted = last_values(run / "metrics.csv")
     for key in ("val/mae", "val/rmse", "val/r2", "test/mae", "test/r2", "test/baseline_r2"):

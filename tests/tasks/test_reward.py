@@ -15,7 +15,9 @@ from tests.conftest import REPO
 from tests.tasks.test_language import DATA, TINY, TINY_CLI
 from trainkit.data import PreferenceDataModule
 from trainkit.data._text import pad
+from trainkit.errors import ConfigError
 from trainkit.losses.dpo import bradley_terry_loss
+from trainkit.optim.param_groups import backbone_parameters
 from trainkit.tasks import RewardModule
 from trainkit.tasks.reward import last_token
 
@@ -40,6 +42,17 @@ def test_the_reward_is_read_at_the_last_non_padding_token_on_either_side() -> No
     torch.testing.assert_close(other_pad, alone, rtol=1e-4, atol=1e-5)
     # and it is the last token's state: changing the first token of row 0 moves its reward, padding does not
     assert len(set(alone.tolist())) == 3
+
+
+def test_extra_layers_are_the_head_and_the_language_model_below_them_the_backbone() -> None:
+    model = RewardModule(model_config=TINY, extra_layers=1)
+    layers = model.model.model.layers
+    assert len(layers) == model.model.config.num_hidden_layers == 2
+    frozen = {id(p) for p in backbone_parameters(model.backbone_and_head())}  # what --freeze.epochs -1 freezes
+    assert frozen == {id(p) for p in model.model.parameters()} - {id(p) for p in layers[1].parameters()}
+    assert RewardModule(model_config=TINY).backbone_and_head()[1] is None
+    with pytest.raises(ConfigError, match="extra_layers=-1"):
+        RewardModule(model_config=TINY, extra_layers=-1)
 
 
 def test_bradley_terry_loss_matches_a_hand_value() -> None:

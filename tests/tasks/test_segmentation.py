@@ -84,7 +84,7 @@ def test_binary_needs_two_classes() -> None:
 
 @pytest.mark.slow
 def test_cli_fit_test_predict(workdir: Path, trainkit) -> None:  # noqa: ANN001
-    assert trainkit("fit", *TINY_SHAPES) == 0
+    assert trainkit("fit", *TINY_SHAPES, "--test_after_fit", "true") == 0
     run = workdir / "runs" / "shapes" / "version_0"
     assert (run / "checkpoints" / "best.ckpt").is_file()
     fitted = last_values(run / "metrics.csv")

@@ -3,11 +3,13 @@ plausible wrong one), for DPO and reward models."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
 from trainkit.data._text import TextDataModule, TextEncoder, generation_batch, sequence_batch
-from trainkit.data.text_tasks import generate_records
+from trainkit.data.text_tasks import generate_records, plausible_wrongs
+from trainkit.errors import ConfigError
 from trainkit.metrics.language import IGNORE
 
 
@@ -22,13 +24,32 @@ class PreferenceDataModule(TextDataModule):
 
     fields = ("prompt", "chosen", "rejected")
 
+    def __init__(self, wrong_answers: int = 1, **kwargs: Any) -> None:
+        """Args:
+        wrong_answers: generated data only: pairs per training prompt, each with another plausible wrong answer (at
+            most all of them: 4 for most sums, 2-5 for a word); val and test keep one pair per prompt.
+        **kwargs: TextDataModule's arguments.
+        """
+        if wrong_answers < 1:
+            raise ConfigError(f"wrong_answers={wrong_answers}: give 1 or more pairs per training prompt")
+        self.wrong_answers = wrong_answers
+        super().__init__(**kwargs)
+
     def generated_records(self) -> dict[str, list[dict[str, str]]]:
         generated = generate_records(*self.generated, seed=self.split_seed)
-        return {
-            split: [{"prompt": r["instruction"], "input": r["input"], "chosen": r["output"], "rejected": r["rejected"]}
-                    for r in records]
-            for split, records in generated.items()
-        }
+        rng = random.Random(self.split_seed)
+        splits = {}
+        for split, records in generated.items():
+            pairs = []
+            for r in records:
+                pair = {"prompt": r["instruction"], "input": r["input"], "chosen": r["output"]}
+                wrong = [r["rejected"]]
+                if split == "train" and self.wrong_answers > 1:
+                    others = sorted(set(plausible_wrongs(r["instruction"], r["input"], r["output"])) - {r["rejected"]})
+                    wrong += rng.sample(others, min(self.wrong_answers - 1, len(others)))
+                pairs += [{**pair, "rejected": answer} for answer in wrong]
+            splits[split] = pairs
+        return splits
 
     def encode(
         self, record: dict[str, str], format_prompt: Callable[[str, str], str], encoder: TextEncoder

@@ -17,14 +17,18 @@ def _reverse(rng: random.Random) -> tuple[str, str, str]:
     return "reverse", word, word[::-1]
 
 
-def plausible_wrong(task: str, text: str, answer: str, rng: random.Random) -> str:
-    """A wrong answer of the kind a model makes: a sum off by one or by a carry, a word half reversed."""
+def plausible_wrongs(task: str, text: str, answer: str) -> list[str]:
+    """Every wrong answer of the kind a model makes: a sum off by one or by a carry, a word half reversed."""
     if task == "add":
-        options = [int(answer) + d for d in (-10, -1, 1, 10) if int(answer) + d >= 0]
-        return str(rng.choice(options))
+        return [str(int(answer) + d) for d in (-10, -1, 1, 10) if int(answer) + d >= 0]
     swapped = [answer[:i] + answer[i + 1] + answer[i] + answer[i + 2:] for i in range(len(answer) - 1)]
-    options = [w for w in [text, *swapped] if w != answer]
-    return rng.choice(options) if options else answer + answer[-1]
+    options = [w for w in [text, *swapped] if w != answer]  # may repeat a word: kept, for the same draws by seed
+    return options or [answer + answer[-1]]
+
+
+def plausible_wrong(task: str, text: str, answer: str, rng: random.Random) -> str:
+    """One of `plausible_wrongs`, drawn with `rng`."""
+    return rng.choice(plausible_wrongs(task, text, answer))
 
 
 def generate_records(count: int, val_count: int, test_count: int, seed: int) -> dict[str, list[dict[str, str]]]:

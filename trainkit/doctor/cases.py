@@ -28,7 +28,6 @@ from trainkit.doctor.evidence import (
 )
 from trainkit.doctor.layers import dead, exploding, saturated, vanishing
 
-CLIP = "--trainer.gradient_clip_val 1.0"
 SKIP_NONFINITE = "--nan_guard.action skip"
 PER_MODULE = "--train_stats.per_module true"
 
@@ -278,12 +277,18 @@ def _stop_at_best(hit: Hit) -> str:
 
 
 INPUT_BOUND = 0.3  # waiting for data over 30% of the step time: faster loading would speed the run by over 1.4x
+MIN_INPUT_WAIT_S = 0.5  # a run that waited less than this for its batches in all has nothing worth winning back
 
 
 def _input_bound(e: Evidence) -> Hit | None:
     wait = e.curves.data_wait.finite()
     values, steps = wait.values[1:], wait.steps[1:]  # the first window includes starting the loader's workers
     if len(values) < 2 or float(np.median(values)) < INPUT_BOUND:
+        return None
+    step_time = e.curves.step_time.finite()
+    # A tiny model's millisecond steps spend a third of their time in the loader's Python, more on a busy machine.
+    if len(step_time) and (float(np.median(values)) * float(np.median(step_time.values))
+                           * (steps[-1] - wait.steps[0] + 1)) < MIN_INPUT_WAIT_S:
         return None
     share = 100 * float(np.median(values))
     return Hit(int(steps[0]), int(steps[-1]), f"the loop waited for the next batch {share:.0f}% of the step time "
@@ -315,21 +320,24 @@ _WHOLE_RUN = ("diverged", "diverging", "flat")  # with training itself broken, v
 CASES: dict[str, Case] = {case.name: case for case in (
     Case("nan", "NaN loss",
          ("exploding gradients", "log or division by zero in the loss", "NaN/Inf in the data", "fp16 overflow"),
-         _nan, lambda hit, run: [CLIP, run.lr_times(0.1, "<LR/10>"), "--trainer.precision 32-true", SKIP_NONFINITE],
+         _nan, lambda hit, run: [run.clip(), run.lr_times(0.1, "<LR/10>"), "--trainer.precision 32-true",
+                                 SKIP_NONFINITE],
          color="black", needs_trend=False),
     Case("diverging", "diverging", ("LR too high", "exploding gradients", "bad data", "no input normalisation"),
-         _diverging, lambda hit, run: [run.lr_times(0.1, "<LR/10>"), CLIP, "--model.init_args.scheduler.warmup 0.05"],
+         _diverging, lambda hit, run: [run.lr_times(0.1, "<LR/10>"), run.clip(),
+                                       "--model.init_args.scheduler.warmup 0.05"],
          color="red"),
     Case("diverged", "diverged (loss far above chance)",
          ("LR far too high", "exploding gradients", "no input normalisation"),
-         _diverged, lambda hit, run: [run.lr_times(0.1, "<LR/10>"), CLIP, "--model.init_args.scheduler.warmup 0.05",
+         _diverged, lambda hit, run: [run.lr_times(0.1, "<LR/10>"), run.clip(),
+                                      "--model.init_args.scheduler.warmup 0.05",
                                       "--doctor.preflight true (it stops such a run in its first seconds)"],
          color="red", needs_trend=False, superseded_by=("nan", "diverging")),
     Case("oscillating", "oscillating", ("LR too high", "batch too small", "poor shuffling", "bad samples"),
-         _oscillating, lambda hit, run: [run.lr_times(0.1, "<LR/10>"), run.batch_times(4), CLIP],
+         _oscillating, lambda hit, run: [run.lr_times(0.1, "<LR/10>"), run.batch_times(4), run.clip()],
          color="purple", superseded_by=("diverging",)),
     Case("jump", "sharp jump", ("non-finite or extreme values in a batch", "outlier samples", "poor shuffling"),
-         _jump, lambda hit, run: [CLIP, SKIP_NONFINITE, "check the batches at the jump for outliers"],
+         _jump, lambda hit, run: [run.clip(), SKIP_NONFINITE, "check the batches at the jump for outliers"],
          color="orange", superseded_by=_WHOLE_TRAIN_CURVE),
     Case("slow", "slow decline", ("LR too small", "vanishing gradients"),
          _slow, lambda hit, run: [run.lr_times(10, "<LR*10>"), "--model.init_args.scheduler.name onecycle",
@@ -380,7 +388,7 @@ CASES: dict[str, Case] = {case.name: case for case in (
          ("LR too high (one large update pushes units below zero for good)", "a large negative bias or a bad init "
           "before the ReLU", "no normalisation before the ReLU"),
          dead, lambda hit, run: [run.lr_times(0.1, "<LR/10>"), "LeakyReLU or GELU in place of ReLU",
-                                 "--weight_init.scheme kaiming (He init, biases at 0)", CLIP],
+                                 "--weight_init.scheme kaiming (He init, biases at 0)", run.clip()],
          color="dimgray", needs_trend=False),
     Case("saturated_layer", "saturated layer (sigmoid/tanh on their tails)",
          ("pre-activations too large: weights initialised too big or grown by a high LR", "no normalisation before "
@@ -398,7 +406,7 @@ CASES: dict[str, Case] = {case.name: case for case in (
          color="slateblue", needs_trend=False, superseded_by=("dead_layer",)),
     Case("exploding_grads", "exploding gradients by depth",
          ("a deep stack without normalisation", "an init too large for the depth", "LR too high"),
-         exploding, lambda hit, run: [CLIP, run.lr_times(0.1, "<LR/10>"), "--weight_init.scheme xavier",
+         exploding, lambda hit, run: [run.clip(), run.lr_times(0.1, "<LR/10>"), "--weight_init.scheme xavier",
                                       "normalisation (BatchNorm/LayerNorm) in each block"],
          color="crimson", needs_trend=False),
 )}

@@ -52,6 +52,8 @@ class Curves:
     """The run's saved config.yaml (empty when absent)."""
     data_wait: Series = field(default_factory=lambda: Series("train/data_wait_frac"))
     """Fraction of step time the loop waited for the next batch (the Throughput callback), per logging window."""
+    step_time: Series = field(default_factory=lambda: Series("train/step_time"))
+    """Seconds per training step (the Throughput callback), per logging window."""
     syncs: Series = field(default_factory=lambda: Series("train/syncs_per_step"))
     """Host-device synchronisations per step on steps that are not logged (CUDA runs only)."""
     layers: dict[str, Series] = field(default_factory=dict)
@@ -125,6 +127,7 @@ def load_curves(run_dir: str | Path) -> Curves:
         nonfinite_steps=sorted({int(s) for s, v in zip(nonfinite.steps, nonfinite.values, strict=True) if v}),
         config=config,
         data_wait=get("train/data_wait_frac"),
+        step_time=get("train/step_time"),
         syncs=get("train/syncs_per_step"),
         layers={key: series for key, series in metrics.items() if key.startswith("layers/")},
     )

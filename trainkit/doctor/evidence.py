@@ -94,14 +94,23 @@ class Settings:
     batch_size: int | None = None
     max_epochs: int | None = None
     weight_decay: float | None = None
+    gradient_clip_val: float | None = None
 
     @classmethod
     def of(cls, config: dict[str, Any]) -> Settings:
-        """Read the LR, batch size, epochs and weight decay from a run's saved config."""
+        """Read the LR, batch size, epochs, weight decay and gradient clipping from a run's saved config."""
         return cls(config_number(config, "model", "init_args", "optimizer", "lr"),
                    config_number(config, "data", "init_args", "batch_size"),
                    config_number(config, "trainer", "max_epochs"),
-                   config_number(config, "model", "init_args", "optimizer", "weight_decay"))
+                   config_number(config, "model", "init_args", "optimizer", "weight_decay"),
+                   config_number(config, "trainer", "gradient_clip_val"))
+
+    def clip(self) -> str:
+        """The clipping flag: norm 1.0, or half the run's own threshold when it clips already (advising the
+        threshold a run already has is advice that changes nothing)."""
+        if self.gradient_clip_val and self.gradient_clip_val <= 1.0:
+            return f"{CLIP_FLAG} {self.gradient_clip_val / 2:.3g}"
+        return f"{CLIP_FLAG} 1.0"
 
     def lr_times(self, factor: float, placeholder: str) -> str:
         """The LR flag at `factor` times the run's LR, or with `placeholder` when the LR is unknown."""
@@ -114,6 +123,7 @@ class Settings:
 
 LR_FLAG = "--model.init_args.optimizer.lr"
 BATCH_FLAG = "--data.init_args.batch_size"
+CLIP_FLAG = "--trainer.gradient_clip_val"
 
 
 def nonfinite_steps(series: Series) -> list[int]:

@@ -105,7 +105,8 @@ def measured_cpu_tflops(size: int = 512, seconds: float = 0.2) -> float:
     """
     import torch
 
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    generator = torch.Generator().manual_seed(0)  # the global RNG is the run's: a first fit must not draw from it
+    a, b = torch.randn(size, size, generator=generator), torch.randn(size, size, generator=generator)
     torch.mm(a, b)  # warm-up: first-call allocation and thread-pool start
     best, deadline = float("inf"), time.perf_counter() + seconds
     while time.perf_counter() < deadline:

@@ -91,6 +91,22 @@ def create_causal_lm(
     return AutoModelForCausalLM.from_config(_from_hub(AutoConfig.from_pretrained, model_name, "config"))
 
 
+def add_decoder_layers(model: PreTrainedModel, count: int) -> None:
+    """Append `count` freshly initialised decoder layers (the class of the model's last) before the final norm."""
+    layers = getattr(model.base_model, "layers", None)
+    if layers is None or not len(layers):
+        raise ConfigError(f"{type(model).__name__} keeps no `layers` list to add to (llama, Qwen2, Mistral do); "
+                          "set --model.init_args.extra_layers 0")
+    config = model.config
+    for _ in range(count):
+        layer = type(layers[-1])(config, layer_idx=len(layers))
+        layer.apply(model._init_weights)
+        layers.append(layer)
+    if getattr(config, "layer_types", None):  # per-layer attention kinds (e.g. Qwen2's sliding window)
+        config.layer_types = [*config.layer_types, *[config.layer_types[-1]] * count]
+    config.num_hidden_layers = len(layers)  # the forward runs layers[:num_hidden_layers]
+
+
 def local_model(name: str) -> tuple[Path, dict[str, Any]] | None:
     """(folder, from_pretrained options) of a model on disk, or None for a Hub name.
 

@@ -11,9 +11,10 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
+from trainkit.errors import ConfigError
 from trainkit.losses.dpo import bradley_terry_loss
 from trainkit.metrics.language import IGNORE, preference_metrics
-from trainkit.models.language import BYTES, create_causal_lm, load_tokenizer
+from trainkit.models.language import BYTES, add_decoder_layers, create_causal_lm, load_tokenizer
 from trainkit.optim import OptimizerConfig, SchedulerConfig
 from trainkit.tasks.base import TaskModule
 from trainkit.tasks.language import load_language_model, resolve_reference
@@ -30,6 +31,7 @@ class RewardModule(TaskModule):
         model_config: dict[str, Any] | None = None,
         pretrained: bool = False,
         tokenizer: str | None = None,
+        extra_layers: int = 0,
         optimizer: OptimizerConfig | None = None,
         scheduler: SchedulerConfig | None = None,
         runs_dir: str = "runs",
@@ -43,8 +45,13 @@ class RewardModule(TaskModule):
             model_config: instead of model_name, a model built with no download, e.g. {model_type: llama, ...}.
             pretrained: load model_name's pretrained weights.
             tokenizer: `bytes` or a Hugging Face tokenizer; default model_name's, or bytes.
+            extra_layers: freshly initialised decoder layers added on top of the network, where the last token can
+                compare each written token with what the layers below predicted for it; 0 adds none (2 measured in
+                docs/language.md: not enough for sums off by 1 or 10 yet).
             runs_dir: where an experiment-name init_from is looked up; the CLI sets it to the command's --runs_dir.
         """
+        if extra_layers < 0:
+            raise ConfigError(f"extra_layers={extra_layers}: give the number of decoder layers to add, 0 or more")
         super().__init__(optimizer=optimizer, scheduler=scheduler)
         self.save_hyperparameters()
         if init_from is not None:
@@ -55,17 +62,26 @@ class RewardModule(TaskModule):
         else:
             self.tokenizer = load_tokenizer(tokenizer or (model_name if model_config is None and model_name else BYTES))
             self.model = create_causal_lm(model_name, model_config, pretrained, self.tokenizer)
+        self.extra_layers = extra_layers
+        if extra_layers:
+            add_decoder_layers(self.model, extra_layers)
         self.value_head = nn.Linear(self.model.config.hidden_size, 1)
         nn.init.zeros_(self.value_head.weight)  # every answer scores 0 at the start: the loss starts at log 2
         nn.init.zeros_(self.value_head.bias)
         self.init_metrics(preference_metrics())
+
+    def backbone_and_head(self) -> tuple[nn.Module, nn.Module | None]:
+        """(the language model, its added layers): `--freeze.epochs -1` or `optimizer.backbone_lr_scale` keep the
+        features of the layers below while the added layers and the value head learn to judge."""
+        added = list(self.model.base_model.layers)[-self.extra_layers:] if self.extra_layers else []
+        return self.model, nn.ModuleList(added) if added else None
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """One reward per row (N,), read at each row's last non-padding token, whichever side the padding is on."""
         # Positions count real tokens only, so a left-padded row scores as its right-padded twin.
         positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         hidden = self.model.base_model(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=positions
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=False
         ).last_hidden_state
         return self.value_head(hidden[torch.arange(len(hidden), device=hidden.device), last_token(attention_mask)])[
             :, 0

@@ -1,0 +1,56 @@
+"""A reward model's held-out pairwise accuracy by kind of wrong answer (a sum off by -10, -1, +1 or +10; a word left
+as it is or with two letters swapped), on the generated test pairs of configs/language/reward.yaml:
+
+    OMP_NUM_THREADS=1 python -m benchmarks.reward_kinds runs/lm_reward/version_0/checkpoints/best.ckpt
+
+test/reward_acc is one number over all kinds; this shows which kinds the model actually checks. Not run in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+
+import torch
+
+from trainkit.checkpoints import load_task
+from trainkit.data import PreferenceDataModule
+
+
+def kind(record: dict[str, str]) -> str:
+    """The kind of a generated pair's wrong answer."""
+    if record["prompt"] == "add":
+        return f"sum {int(record['rejected']) - int(record['chosen']):+d}"
+    return "word as is" if record["rejected"] == record["input"] else "two letters swapped"
+
+
+def accuracy_by_kind(checkpoint: str, generated: int = 12000) -> dict[str, tuple[float, int]]:
+    """{kind: (share of test pairs whose chosen answer scores higher, pairs)}, with "all" over every pair."""
+    model = load_task(checkpoint).eval()
+    data = PreferenceDataModule(template="{instruction} {input} =", max_length=32, batch_size=64,
+                                tokenizer="bytes", generated=generated)
+    data.setup("test")
+    records = data.generated_records()["test"]
+    assert len(data.splits["test"]) == len(records), "max_length left test pairs out"
+    wins: dict[str, list[bool]] = defaultdict(list)
+    with torch.no_grad():
+        scores = [model(b["input_ids"], b["attention_mask"]).chunk(2) for b in data.test_dataloader()]
+    won = torch.cat([chosen > rejected for chosen, rejected in scores])
+    for record, w in zip(records, won.tolist(), strict=True):
+        wins[kind(record)].append(w)
+        wins["all"].append(w)
+    return {k: (sum(v) / len(v), len(v)) for k, v in sorted(wins.items())}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the accuracy of each kind of wrong answer."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", help="a RewardModule checkpoint (best.ckpt of a reward run)")
+    parser.add_argument("--generated", type=int, default=12000, help="the run's --data.init_args.generated")
+    args = parser.parse_args(argv)
+    for name, (acc, count) in accuracy_by_kind(args.checkpoint, args.generated).items():
+        print(f"{name:20s} {acc:.3f}  ({count} pairs)")
+
+
+if __name__ == "__main__":
+    main()
