@@ -25,7 +25,10 @@ from trainkit.hpc.stacks import (
 )
 from trainkit.hpc.topology import rendezvous_problem, topology_problem
 
-COLLECTIVE_ERRORS = ("gloo", "nccl", "timed out", "connection closed", "connection reset", "watchdog")
+# gloo words a frozen peer's timeout as "Timed out waiting ..." or, on some runs, "Application timeout caused pair
+# closure" (neither names gloo).
+COLLECTIVE_ERRORS = ("gloo", "nccl", "timed out", "application timeout", "pair closure", "connection closed",
+                     "connection reset", "watchdog")
 
 
 class DistributedGuard(Callback):
