@@ -84,6 +84,30 @@ def test_an_answer_that_stops_early_earns_its_exact_match_reward() -> None:
     assert model.score(batch, ids, torch.ones_like(ids), start, response_mask).tolist() == [1.0, 0.0]
 
 
+def test_answer_logps_are_the_samplers_on_left_padded_prompts() -> None:
+    """The PPO ratio and the KL are only right if the training forward scores each sampled token as generate did."""
+    model = RLModule(reference="initial", reward_fn=ExactMatchReward(), model_config=TINY, max_new_tokens=4,
+                     temperature=0.7)
+    data = PromptDataModule(**DATA)
+    data.setup("fit")
+    batch = next(iter(data.val_dataloader()))
+    assert (batch["prompt_mask"] == 0).any()  # prompts of several lengths: some rows are left-padded
+    tokenizer = model.tokenizer
+    out = model.model.generate(
+        input_ids=batch["prompt_ids"], attention_mask=batch["prompt_mask"], max_new_tokens=4, do_sample=True,
+        temperature=0.7, top_k=0, top_p=1.0, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        output_logits=True, return_dict_in_generate=True,
+    )
+    start = batch["prompt_ids"].shape[1]
+    answer = out.sequences[:, start:]
+    response_mask = _until_eos(answer, tokenizer.eos_token_id)
+    sampler = torch.stack([(step.float() / 0.7).log_softmax(-1) for step in out.logits], 1)
+    expected = torch.gather(sampler, 2, answer.unsqueeze(-1)).squeeze(-1)
+    mask = torch.cat([batch["prompt_mask"], response_mask], 1)
+    logps = model.token_logps(model.model, out.sequences, mask, start)
+    assert torch.allclose(logps * response_mask, expected * response_mask, atol=1e-4)
+
+
 @pytest.mark.slow  # ~8 s: six batches of sampling and two updates each
 def test_grpo_steps_raise_the_reward_and_never_touch_the_reference(tmp_path: Path) -> None:
     model = RLModule(reference="initial", reward_fn=AsciiShare(), model_config=TINY, group_size=4,
