@@ -28,7 +28,6 @@ def test_the_reward_is_read_at_the_last_non_padding_token_on_either_side() -> No
     mask = torch.tensor([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 1, 0, 0, 0]])
     assert last_token(mask).tolist() == [2, 4, 4, 1]
     model = RewardModule(model_config=TINY).eval()
-    torch.nn.init.normal_(model.value_head.weight)  # a zero head scores everything 0
     rows = [[5, 9, 33, 41], [7, 8], [100, 101, 102]]
     masks = [[1] * len(r) for r in rows]
     with torch.no_grad():
@@ -63,13 +62,15 @@ def test_bradley_terry_loss_matches_a_hand_value() -> None:
 
 
 @pytest.mark.slow  # ~3 s idle, 18 s on the shared machine: eight training steps
-def test_a_fresh_reward_model_starts_at_log_2_and_learns_the_pairs() -> None:
+def test_a_fresh_reward_model_starts_near_log_2_and_learns_the_pairs() -> None:
     model = RewardModule(model_config=TINY)
     data = PreferenceDataModule(**DATA)
     data.setup("fit")
     batch = next(iter(data.val_dataloader()))
     loss, chosen, rejected = model.step(batch, "val")
-    assert loss.item() == pytest.approx(math.log(2)) and len(chosen) == len(rejected) == 8
+    # the small random head scores every answer near 0, and moves them apart (a zero head gives the trunk no gradient)
+    assert loss.item() == pytest.approx(math.log(2), abs=0.05) and len(chosen) == len(rejected) == 8
+    assert not torch.equal(chosen, rejected)
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
     for _ in range(8):  # the same batch: the loss must fall, the chosen answers pull ahead
         optimizer.zero_grad()

@@ -4,6 +4,7 @@ trained on preference pairs with the Bradley-Terry loss so that chosen answers s
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,9 @@ class RewardModule(TaskModule):
         if extra_layers:
             add_decoder_layers(self.model, extra_layers)
         self.value_head = nn.Linear(self.model.config.hidden_size, 1)
-        nn.init.zeros_(self.value_head.weight)  # every answer scores 0 at the start: the loss starts at log 2
+        # Small random weights, as TRL's reward head: a zero head passes the trunk no gradient, and the loss sat at
+        # log 2 for 100-300 steps; the bias stays 0, so the loss still starts near log 2.
+        nn.init.normal_(self.value_head.weight, std=1 / math.sqrt(self.model.config.hidden_size + 1))
         nn.init.zeros_(self.value_head.bias)
         self.init_metrics(preference_metrics())
 
