@@ -3,7 +3,6 @@ continued, and the bad inputs that must fail before (or at) the first trial."""
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import signal
@@ -17,6 +16,7 @@ import torch
 import yaml
 
 from tests.tune._tiny import TRIAL_ARGS, journal_trials, monitored, read_trials, trial_env, write_space  # noqa: F401
+from trainkit.tune.study import try_trial_lock
 
 STUDY = Path("runs/digits/tune_tiny")
 
@@ -73,18 +73,13 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _wait_for_free_lock(lock: Path, seconds: float = 60) -> None:
-    """Until no process holds `lock` (a trial and the loader workers it forked all hold it)."""
+def _wait_for_free_lock(study: Path, number: int, seconds: float = 60) -> None:
+    """Until no process holds trial `number`'s lock (the runner's own test: `try_trial_lock`)."""
     deadline = time.monotonic() + seconds
-    with lock.open("a") as file:
-        while True:
-            try:
-                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                fcntl.flock(file, fcntl.LOCK_UN)
-                return
-            except BlockingIOError:
-                assert time.monotonic() < deadline, f"{lock} is still held {seconds:.0f} s after its runner was killed"
-                time.sleep(0.1)
+    while (fd := try_trial_lock(study, number)) is None:
+        assert time.monotonic() < deadline, f"trial {number}'s lock is still held {seconds:.0f} s after its runner died"
+        time.sleep(0.1)
+    os.close(fd)
 
 
 def _run_logged(command: list[str], workdir: Path, study: Path, timeout: float) -> str:
@@ -126,7 +121,7 @@ def test_a_sigkilled_study_continues_to_exactly_n_trials_resuming_the_killed_one
     first.wait()
     kept = {p: _digest(p) for p in (study / "trial_0" / "checkpoints").iterdir()}
     assert kept, "trial 0 finished before the kill"
-    _wait_for_free_lock(study / ".locks" / "trial_1.lock")  # the trial died with its runner (PR_SET_PDEATHSIG)
+    _wait_for_free_lock(study, 1)  # the trial died with its runner (PR_SET_PDEATHSIG)
 
     second = _run_logged(_tune(workdir, search), workdir, study, timeout=600)
     assert "resuming trial 1" in second and "starting trial 2" not in second  # two trials: the study is full
