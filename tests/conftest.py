@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from lightning.pytorch import seed_everything
+from lightning_utilities.core.rank_zero import rank_zero_only
 
 REPO = Path(__file__).resolve().parents[1]
 DIGITS_CONFIG = REPO / "configs" / "classification" / "digits.yaml"
@@ -104,6 +105,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def _seed_and_threads() -> None:
     seed_everything(0, verbose=False)
     torch.set_num_threads(THREADS)
+
+
+@pytest.fixture(autouse=True)
+def _rank_zero_again() -> None:
+    """Each test starts as rank 0: a Trainer built in-process for another rank (a `NODE_RANK=1` fit) sets Lightning's
+    process-wide `rank_zero_only.rank`, and every later test on that worker would then log, warn and write nothing."""
+    rank_zero_only.rank = 0
 
 
 @pytest.fixture

@@ -54,7 +54,8 @@ def test_two_node_job_is_preempted_requeued_and_resumes_to_the_uninterrupted_res
         reference = start_nodes(hosts, [*ARGS, "--trainer.accelerator", "cpu", "--trainer.num_nodes", "2",
                                         "--trainer.devices", "1", "--run_name", "reference"], workdir, 29541)
         codes = wait_all(reference, timeout=400)
-        assert codes == [0, 0], reference[0].log_path.read_text()[-3000:]  # type: ignore[attr-defined]
+        logs = [process.log_path.read_text()[-3000:] for process in reference]  # type: ignore[attr-defined]
+        assert codes == [0, 0], f"exit codes {codes}:\n" + "\n".join(logs)
 
     text = log.read_text()
     preempted = re.search(r"SIGUSR1 at epoch (\d+) step (\d+): saved (\S+); requeued SLURM job", text)
