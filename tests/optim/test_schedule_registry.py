@@ -16,8 +16,9 @@ def test_docs_table_is_the_registry() -> None:
 
 def test_help_lists_every_schedule(trainkit, capsys: pytest.CaptureFixture) -> None:
     code = trainkit("fit", "--model.help", "ClassificationModule", "--model.scheduler.help", "SchedulerConfig")
-    out = " ".join(capsys.readouterr().out.split())
-    assert code == 0
+    captured = capsys.readouterr()
+    assert code == 0, captured.err[-2000:]
+    out = " ".join(captured.out.split())
     assert "Schedule: " + ", ".join(SCHEDULES) + "." in out
 
 
