@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -252,18 +249,18 @@ def test_bad_jsonl_file_ends_in_one_line(workdir: Path, trainkit, capsys: pytest
     assert "empty.jsonl holds no records" in _error_line(capsys)
 
 
-def _cli(workdir: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), **env}
-    return subprocess.run([sys.executable, "-m", "trainkit", *args], cwd=workdir, env=full_env,
-                          capture_output=True, text=True, timeout=600)
+def test_pretrained_name_with_no_internet_ends_in_one_line(workdir: Path, trainkit, capsys: pytest.CaptureFixture,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # huggingface_hub reads HF_HUB_OFFLINE once, when imported: its constant stands in for a machine with no internet
+    import huggingface_hub.constants
 
-
-def test_pretrained_name_with_no_internet_ends_in_one_line(workdir: Path) -> None:
-    # HF_HUB_OFFLINE stands in for no internet (read when huggingface_hub is imported: hence a new process)
-    done = _cli(workdir, "fit", "--config", str(REPO / "configs" / "language" / "hub_lora.yaml"),
-                "--model.init_args.model_name", "trainkit-test/no-such-model", HF_HUB_OFFLINE="1")
-    lines = [line for line in done.stderr.splitlines() if line.startswith("trainkit: error:")]
-    assert done.returncode != 0 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    code = trainkit("fit", "--config", REPO / "configs" / "language" / "hub_lora.yaml",
+                    "--model.init_args.model_name", "trainkit-test/no-such-model")
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("trainkit: error:")]
+    assert code != 0 and len(lines) == 1 and "Traceback" not in err, err[-2000:]
     assert "cannot load the" in lines[0] and "trainkit-test/no-such-model" in lines[0]
 
 
