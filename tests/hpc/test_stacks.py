@@ -3,6 +3,7 @@ from the collectives ends with both stacks written and one line naming rank 1 as
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
 import signal
@@ -32,6 +33,27 @@ def test_sigquit_writes_this_process_stacks_and_they_read_as_elsewhere(tmp_path:
     # `trainkit doctor RUN` reads them back beside its findings.
     (tmp_path / "metrics.csv").write_text("epoch,step,train/loss_step\n0,0,1.0\n")
     assert "rank 0 is elsewhere: test_sigquit_writes" in table(examine(tmp_path, write=False))
+
+
+def _install_and_uninstall(folder: Path, rank: int, start: multiprocessing.synchronize.Barrier, cycles: int) -> None:
+    start.wait()
+    for _ in range(cycles):
+        StackDumps(folder, rank).install().uninstall()
+
+
+def test_ranks_sharing_the_stacks_folder_set_up_and_clean_up_together(tmp_path: Path) -> None:
+    # The ranks of a run share its stacks folder; each removes it when it is left empty. Rank 1 of a two-node SLURM
+    # job died at the end of its fit (FileNotFoundError on the folder) when rank 0 removed it first.
+    folder, ranks = tmp_path / "stacks", 4
+    forked = multiprocessing.get_context("fork")
+    start = forked.Barrier(ranks)
+    processes = [forked.Process(target=_install_and_uninstall, args=(folder, r, start, 300)) for r in range(ranks)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+    assert [process.exitcode for process in processes] == [0] * ranks
+    assert not folder.exists()
 
 
 def test_a_stack_inside_a_collective_names_it_and_its_caller(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import signal
 import socket
 import time
 import traceback
+from contextlib import suppress
 from pathlib import Path
 from typing import IO
 
@@ -43,8 +44,10 @@ class StackDumps:
 
     def install(self) -> StackDumps:
         """Open the file and let SIGQUIT write this process's stacks to it (the handler needs an open file)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("a")
+        while self._file is None:
+            with suppress(FileExistsError, FileNotFoundError):  # another rank removed the empty folder meanwhile
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.path.open("a")
         faulthandler.register(DUMP_SIGNAL, file=self._file, all_threads=True, chain=False)
         return self
 
@@ -57,7 +60,7 @@ class StackDumps:
         self._file = None
         if self.path.stat().st_size == 0:
             self.path.unlink()
-            if not any(self.path.parent.iterdir()):
+            with suppress(OSError):  # other ranks' files are still in it, or another rank removed it first
                 self.path.parent.rmdir()
 
     def write_exception(self, exception: BaseException) -> None:
