@@ -45,18 +45,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("slurm"):
             item.add_marker(pytest.mark.xdist_group("cluster"))
-    items.sort(key=_longest_first)
-
-
-def _longest_first(item: pytest.Item) -> int:
-    """The long tests first (xdist hands out work in collection order): the SLURM group (2-3 minutes, mostly waiting
-    on the cluster), then the other groups and the slow tests, then the rest, each in collection order: a long unit
-    handed out late runs on alone while the other worker has nothing left (longest-first scheduling)."""
-    if item.get_closest_marker("slurm"):
-        return 0
-    if item.get_closest_marker("xdist_group"):
-        return 1
-    return 2 if item.get_closest_marker("slow") else 3
 
 
 def _threads_per_test_process() -> int:
