@@ -56,6 +56,12 @@ def test_ranks_sharing_the_stacks_folder_set_up_and_clean_up_together(tmp_path: 
     assert not folder.exists()
 
 
+def test_a_file_where_the_stacks_folder_should_be_is_an_error_not_a_retry_loop(tmp_path: Path) -> None:
+    (tmp_path / "stacks").write_text("not a folder")
+    with pytest.raises(FileExistsError):
+        StackDumps(tmp_path / "stacks", rank=0).install()
+
+
 def test_a_stack_inside_a_collective_names_it_and_its_caller(tmp_path: Path) -> None:
     site = "/venv/lib/python3.11/site-packages"
     text = (f'Thread 0x1 (most recent call first):\n  File "{site}/torch/distributed/distributed_c10d.py", line 2 in '

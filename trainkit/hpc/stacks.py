@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import IO
 
 STACKS_DIR = "stacks"
+SETUP_ATTEMPTS = 20
+"""Tries to create the shared folder and open this rank's file while other ranks may remove the folder."""
 DUMP_SIGNAL = signal.SIGQUIT
 NCCL_FLIGHT_RECORDER = {
     "TORCH_NCCL_TRACE_BUFFER_SIZE": "2000",  # the last 2000 collectives of each rank, with their state
@@ -44,10 +46,14 @@ class StackDumps:
 
     def install(self) -> StackDumps:
         """Open the file and let SIGQUIT write this process's stacks to it (the handler needs an open file)."""
-        while self._file is None:
-            with suppress(FileExistsError, FileNotFoundError):  # another rank removed the empty folder meanwhile
+        for attempt in range(SETUP_ATTEMPTS):
+            try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._file = self.path.open("a")
+                break
+            except (FileExistsError, FileNotFoundError):  # another rank removed the empty folder meanwhile
+                if attempt == SETUP_ATTEMPTS - 1:
+                    raise  # not a race: e.g. a file where the folder should be
         faulthandler.register(DUMP_SIGNAL, file=self._file, all_threads=True, chain=False)
         return self
 
