@@ -35,6 +35,11 @@ def _wall_and_cpu(args: list[str], cwd: str) -> tuple[float, float]:
     return time.perf_counter() - start, cpu
 
 
+def _medians(values: list[tuple[float, float]]) -> tuple[float, float]:
+    """(median wall, median CPU) of (wall, CPU) pairs."""
+    return statistics.median(v[0] for v in values), statistics.median(v[1] for v in values)
+
+
 def run(smoke: bool = False) -> list[dict[str, str]]:
     """Rows: import floor, --help and 1-step fit, with the difference to the floor."""
     commands = {
@@ -51,21 +56,17 @@ def run(smoke: bool = False) -> list[dict[str, str]]:
             for name, args in commands.items():
                 times[name].append(_wall_and_cpu([*args, *SMOKE_FLAGS] if smoke and "fit" in name else args, cwd))
     floor_name = "python -c 'import lightning.pytorch'"
-    nan = (float("nan"), float("nan"))
-    floor, floor_cpu = (statistics.median(v[i] for v in times.get(floor_name) or [nan]) for i in (0, 1))
+    floor = _medians(times[floor_name]) if floor_name in times else None  # smoke: the fit alone, no floor
     rows = []
     for name, values in times.items():
-        median, cpu = (statistics.median(v[i] for v in values) for i in (0, 1))
-        is_floor = name == floor_name
-        if floor_name not in times:  # smoke: the fit alone, nothing to compare it with
-            rows.append({"benchmark": f"start-up, {name}", "hand loop": "", "trainkit": f"{median:.2f} s (cpu "
-                         f"{cpu:.2f} s)", "ratio": "", "target": ""})
-            continue
+        (median, cpu), is_floor = _medians(values), name == floor_name
+        against = floor is not None and not is_floor
         rows.append({
             "benchmark": f"start-up, {name}",
-            "hand loop": "" if is_floor else f"floor {floor:.2f} s (cpu {floor_cpu:.2f} s)",
+            "hand loop": f"floor {floor[0]:.2f} s (cpu {floor[1]:.2f} s)" if against else "",
             "trainkit": f"{median:.2f} s (cpu {cpu:.2f} s)",
-            "ratio": "floor" if is_floor else f"{median - floor:+.2f} s (cpu {cpu - floor_cpu:+.2f} s)",
+            "ratio": "floor" if is_floor else (
+                f"{median - floor[0]:+.2f} s (cpu {cpu - floor[1]:+.2f} s)" if against else ""),
             "target": "<= +0.5 s" if "help" in name else "",
         })
     return rows

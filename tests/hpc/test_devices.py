@@ -33,4 +33,6 @@ def test_precision_flags_and_cpu_peak() -> None:
     torch.manual_seed(0)
     assert 1e-4 < measured_cpu_tflops.__wrapped__(size=256, seconds=0.05) < 100  # a 2-core CPU does ~0.01-1 TFLOP/s
     # Measured at a process's first fit (Throughput): it must leave the run's random stream alone.
-    assert torch.equal(torch.rand(4), torch.manual_seed(0) and torch.rand(4))
+    after = torch.rand(4)
+    torch.manual_seed(0)
+    assert torch.equal(after, torch.rand(4))

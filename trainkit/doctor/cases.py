@@ -283,15 +283,15 @@ MIN_INPUT_WAIT_S = 0.5  # a run that waited less than this for its batches in al
 def _input_bound(e: Evidence) -> Hit | None:
     wait = e.curves.data_wait.finite()
     values, steps = wait.values[1:], wait.steps[1:]  # the first window includes starting the loader's workers
-    if len(values) < 2 or float(np.median(values)) < INPUT_BOUND:
+    share = float(np.median(values)) if len(values) >= 2 else 0.0
+    if share < INPUT_BOUND:
         return None
     step_time = e.curves.step_time.finite()
     # A tiny model's millisecond steps spend a third of their time in the loader's Python, more on a busy machine.
-    if len(step_time) and (float(np.median(values)) * float(np.median(step_time.values))
+    if len(step_time) and (share * float(np.median(step_time.values))
                            * (steps[-1] - wait.steps[0] + 1)) < MIN_INPUT_WAIT_S:
         return None
-    share = 100 * float(np.median(values))
-    return Hit(int(steps[0]), int(steps[-1]), f"the loop waited for the next batch {share:.0f}% of the step time "
+    return Hit(int(steps[0]), int(steps[-1]), f"the loop waited for the next batch {100 * share:.0f}% of the step time "
                f"(median of {len(values)} logging windows)")
 
 
