@@ -50,7 +50,9 @@ def test_two_hosts_train_like_one_host_with_the_same_global_batch(workdir: Path,
         torch.testing.assert_close(value, ours[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
-TIMEOUT = 20  # --distributed.timeout for the dead-peer test: long enough for a loaded CI machine's slowest step
+# The dead-peer test's --distributed.timeout: long enough for a loaded CI machine's slowest step; the two processes'
+# start-up is bounded by --distributed.rendezvous_timeout instead.
+TIMEOUT, RENDEZVOUS = 8, 120
 
 
 @pytest.mark.slow
@@ -61,7 +63,8 @@ def test_a_dead_or_frozen_peer_ends_the_other_rank_within_the_timeout_with_its_c
     # 2 epochs of 20 steps, last.ckpt every 3 (monitored on a metric that exists before the first validation).
     args = [*SMALL_DIGITS, *VIT, *TWO_NODES, "--trainer.limit_train_batches", "20", "--trainer.max_epochs", "2",
             "--checkpoint.every_n_train_steps", "3", "--monitor", "train/loss_step", "--mode", "min",
-            "--distributed.timeout", str(TIMEOUT), "--run_name", "peer"]
+            "--distributed.timeout", str(TIMEOUT), "--distributed.rendezvous_timeout", str(RENDEZVOUS),
+            "--run_name", "peer"]
     last = workdir / "runs" / "digits" / "peer" / "checkpoints" / "last.ckpt"
     with two_hosts() as hosts:
         nodes = start_nodes(hosts, args, workdir, 29532 + int(how))

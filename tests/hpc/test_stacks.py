@@ -92,7 +92,9 @@ class StallOnRank1(nn.Module):
         return self.linear(x)
 
 
-TIMEOUT = 30  # --distributed.timeout: a loaded machine's rank 1 needs its time to start before the rendezvous
+# --distributed.timeout bounds the collectives once both ranks have met; a loaded machine's rank 1 needs its time to
+# start before the rendezvous, which --distributed.rendezvous_timeout bounds.
+TIMEOUT, RENDEZVOUS = 8, 120
 
 
 @pytest.mark.slow
@@ -102,6 +104,7 @@ def test_a_stalled_rank_is_named_elsewhere_with_both_stacks_in_the_run_folder(wo
                     "--model.init_args.backbone", backbone, "--trainer.strategy", "ddp", "--trainer.devices", "2",
                     "--trainer.max_epochs", "1", "--trainer.num_sanity_val_steps", "0", "--test_after_fit", "false",
                     "--trainer.enable_progress_bar", "false", "--distributed.timeout", str(TIMEOUT),
+                    "--distributed.rendezvous_timeout", str(RENDEZVOUS),
                     "--run_name", "hang", cwd=workdir)
     children: set[int] = set()
     deadline = time.monotonic() + 300
@@ -123,6 +126,8 @@ def test_a_stalled_rank_is_named_elsewhere_with_both_stacks_in_the_run_folder(wo
     rank0, rank1 = (stacks / "rank0.txt").read_text(), (stacks / "rank1.txt").read_text()
     assert "_engine_run_backward" in rank0 or "distributed" in rank0  # where rank 0's collective timed out
     assert re.search(r'test_stacks.py", line \d+ in forward', rank1), rank1  # rank 1 is in its sleep
+    # The process group started with the rendezvous bound; the collectives waited the shorter one.
+    assert f"Timed out waiting {TIMEOUT * 1000}ms" in output, output[-3000:]
     line = re.search(r"trainkit: hang forensics .*", output)
     assert line, output[-3000:]
     assert "rank 0 waits at " in line.group()

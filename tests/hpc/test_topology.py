@@ -84,8 +84,14 @@ def test_the_collective_timeout_is_set_on_the_strategy_unless_it_has_its_own() -
     assert trainer.strategy._timeout == timedelta(seconds=42)
     from lightning.pytorch.strategies import DDPStrategy
 
+    # The process group starts with the rendezvous bound (the guard narrows it to 42 s once the ranks have met).
+    late = Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False, enable_checkpointing=False)
+    DistributedGuard(timeout=42, rendezvous_timeout=300, check=False).prepare_trainer(late)
+    assert late.strategy._timeout == timedelta(seconds=300)
     own = Trainer(accelerator="cpu", devices=2, strategy=DDPStrategy(timeout=timedelta(seconds=7)), logger=False)
     DistributedGuard(timeout=42, check=False).prepare_trainer(own)
     assert own.strategy._timeout == timedelta(seconds=7)
     with pytest.raises(Exception, match="distributed.timeout must be positive"):
         DistributedGuard(timeout=0)
+    with pytest.raises(Exception, match="distributed.rendezvous_timeout must be positive"):
+        DistributedGuard(rendezvous_timeout=-1)

@@ -37,16 +37,22 @@ class DistributedGuard(Callback):
     every rank on the host writes its stacks to the run folder (`stacks/`) and one line says which rank waits where;
     SIGQUIT to a rank writes its stacks at any time."""
 
-    def __init__(self, timeout: float = 600.0, check: bool = True) -> None:
+    def __init__(self, timeout: float = 600.0, rendezvous_timeout: float | None = None, check: bool = True) -> None:
         """Args:
-        timeout: seconds a collective (and the rendezvous) may wait for the other processes before the run ends;
-            longer than the slowest save or validation that one rank does alone. Lightning's default is 1800.
+        timeout: seconds a collective may wait for the other processes before the run ends; longer than the slowest
+            save or validation that one rank does alone. Lightning's default is 1800.
+        rendezvous_timeout: seconds the processes may take to meet at the start (a node whose job step starts late,
+            a slow import on a shared file system); the same as `timeout` when not given. A short `timeout` that
+            ends a hang quickly then does not also fail a slow start.
         check: check the process layout and MASTER_ADDR before the first collective.
         """
-        if timeout <= 0:
-            raise ConfigError(f"distributed.timeout must be positive seconds, not {timeout}; e.g. 600")
+        for name, value in (("timeout", timeout), ("rendezvous_timeout", rendezvous_timeout)):
+            if value is not None and value <= 0:
+                raise ConfigError(f"distributed.{name} must be positive seconds, not {value}; e.g. 600")
         self.timeout = timeout
+        self.rendezvous_timeout = timeout if rendezvous_timeout is None else rendezvous_timeout
         self.check = check
+        self._sets_timeout = False
         self._dumps: StackDumps | None = None
         self._peers: list[tuple[str, int]] = []
 
@@ -60,9 +66,11 @@ class DistributedGuard(Callback):
         if trainer.num_nodes * trainer.num_devices <= 1:
             return
         strategy = trainer.strategy
-        # A timeout given on the strategy itself (DDPStrategy(timeout=...)) wins over ours.
-        if getattr(strategy, "_timeout", None) == default_pg_timeout:
-            strategy._timeout = timedelta(seconds=self.timeout)
+        # A timeout given on the strategy itself (DDPStrategy(timeout=...)) wins over ours. The process group starts
+        # with the rendezvous bound; `setup` narrows it to the collective one once every rank is there.
+        self._sets_timeout = getattr(strategy, "_timeout", None) == default_pg_timeout
+        if self._sets_timeout:
+            strategy._timeout = timedelta(seconds=self.rendezvous_timeout)
         if torch.cuda.is_available():  # read by NCCL when the process group starts; the ranks inherit them
             for key, value in NCCL_FLIGHT_RECORDER.items():
                 os.environ.setdefault(key, value)
@@ -79,7 +87,8 @@ class DistributedGuard(Callback):
             # LightningEnvironment knows its global rank only once the strategy sets it, after this point.
             rank = environment.node_rank() * trainer.num_devices + environment.local_rank() if isinstance(
                 environment, LightningEnvironment) else environment.global_rank()
-            problem = rendezvous_problem(environment.main_address, environment.main_port, rank, self.timeout)
+            problem = rendezvous_problem(environment.main_address, environment.main_port, rank,
+                                         self.rendezvous_timeout)
         if problem is not None:
             raise ConfigError(problem)
 
@@ -92,6 +101,8 @@ class DistributedGuard(Callback):
         if trainer.world_size > 1 and torch.distributed.is_initialized():
             self._peers = [("", 0)] * trainer.world_size
             torch.distributed.all_gather_object(self._peers, whereabouts())
+            if self._sets_timeout and self.timeout != self.rendezvous_timeout:
+                torch.distributed.set_timeout(timedelta(seconds=self.timeout))
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if self._dumps is not None:
