@@ -21,8 +21,11 @@ from ._runs import DOCTOR_OFF, REPO, kill_tree, start
 
 
 def test_sigquit_writes_this_process_stacks_and_they_read_as_elsewhere(tmp_path: Path) -> None:
+    (tmp_path / "metrics.csv").write_text("epoch,step,train/loss_step\n0,0,1.0\n")
     dumps = StackDumps(tmp_path / "stacks", rank=0).install()
     try:
+        # A running fit's doctor (its end-of-fit diagnosis) finds the empty file that waits for a SIGQUIT: no stack.
+        assert "hang forensics" not in table(examine(tmp_path, write=False))
         os.kill(os.getpid(), signal.SIGQUIT)  # faulthandler writes from the signal handler itself
         time.sleep(0.1)
     finally:
@@ -31,7 +34,6 @@ def test_sigquit_writes_this_process_stacks_and_they_read_as_elsewhere(tmp_path:
     assert "test_sigquit_writes_this_process_stacks_and_they_read_as_elsewhere" in text
     assert where(text).startswith("is elsewhere: test_sigquit_writes_this_process_stacks")
     # `trainkit doctor RUN` reads them back beside its findings.
-    (tmp_path / "metrics.csv").write_text("epoch,step,train/loss_step\n0,0,1.0\n")
     assert "rank 0 is elsewhere: test_sigquit_writes" in table(examine(tmp_path, write=False))
 
 

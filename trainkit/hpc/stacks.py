@@ -125,9 +125,11 @@ def whereabout_line(folder: str | Path, world_size: int, peers: list[tuple[str, 
 
 
 def stacks_line(run_dir: str | Path) -> str | None:
-    """The whereabouts line for the stacks a run's ranks wrote (after a timeout or a SIGQUIT), or None."""
+    """The whereabouts line for the stacks a run's ranks wrote (after a timeout or a SIGQUIT), or None. A running
+    fit holds an empty file per rank (where a SIGQUIT would write): that is not a stack."""
     folder = Path(run_dir) / STACKS_DIR
-    ranks = [int(m[1]) for p in folder.glob("rank*.txt") if (m := re.fullmatch(r"rank(\d+)\.txt", p.name))]
+    ranks = [int(m[1]) for p in folder.glob("rank*.txt")
+             if (m := re.fullmatch(r"rank(\d+)\.txt", p.name)) and p.stat().st_size > 0]
     return whereabout_line(folder, max(ranks) + 1) if ranks else None
 
 
