@@ -200,6 +200,13 @@ def job_field(env: dict[str, str], job_id: str, field: str, prefix: tuple[str, .
     return ""
 
 
+def start_requeued_job(env: dict[str, str], job_id: str, prefix: tuple[str, ...] = ()) -> None:
+    """Let a requeued, pending job start in 2 s instead of the ~2 minutes (BeginTime) SLURM waits; a real cluster
+    would start it when it has room. Not at once: slurmd revokes the killed run's credential with a one-second clock,
+    and a relaunch within the same second is killed as "Job credential revoked" (the job then reads FAILED)."""
+    subprocess.run([*prefix, "scontrol", "update", f"JobId={job_id}", "StartTime=now+2"], env=env, check=True)
+
+
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 300) -> None:
     """Poll `condition` until it holds; fail the test naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
