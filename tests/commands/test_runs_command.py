@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, TINY_DIGITS
+from tests.conftest import TINY_DIGITS
+from tests.hpc._runs import ForkedRun
 
 
 def _rows(output: str) -> dict[str, dict[str, str]]:
@@ -41,10 +40,9 @@ def test_runs_tells_finished_failed_running_and_killed_apart(
     assert trainkit("fit", *TINY_DIGITS, "--experiment", "broken", "--model.init_args.backbone",
                     "tests.commands.faulty_nets.FailsAtStep", "--model.init_args.backbone.at_call", "3") == 1
 
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    long_fit = [sys.executable, "-m", "trainkit", "fit", *TINY_DIGITS, "--experiment", "killed",
-                "--trainer.max_epochs", "1000", "--trainer.limit_val_batches", "1"]
-    process = subprocess.Popen(long_fit, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # A run that is still going, then SIGKILLed: a fork of this process (a fresh interpreter is ~7 s of CPU).
+    process = ForkedRun("fit", *TINY_DIGITS, "--experiment", "killed", "--trainer.max_epochs", "1000",
+                        "--trainer.limit_val_batches", "1", cwd=workdir)
     killed = workdir / "runs" / "killed" / "version_0"
     try:
         _wait_for(lambda: (killed / "checkpoints" / "last.ckpt").is_file(), 240, "the subprocess's first epoch")
@@ -52,7 +50,7 @@ def test_runs_tells_finished_failed_running_and_killed_apart(
         assert trainkit("runs") == 0
         assert _rows(capsys.readouterr().out)["killed"]["state"] == "running"
     finally:
-        process.send_signal(signal.SIGKILL)
+        os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=60)
 
     assert trainkit("runs") == 0

@@ -14,7 +14,7 @@ import yaml
 from tests.conftest import DOCTOR_OFF, REPO
 from tests.data._streams import read_ids, write_id_table, write_pattern_folder
 from tests.ddp_fits import ddp_fits
-from tests.hpc._runs import kill_when_saved, last_metrics, start, weights
+from tests.hpc._runs import ForkedRun, kill_when_saved, last_metrics, weights
 from trainkit.commands.shard import shard_datamodule
 from trainkit.data import CSVDataModule, ImageFolderDataModule, StreamingDataModule
 from trainkit.data.shard_stream import batches_per_rank, epoch_order, rank_batches
@@ -157,12 +157,13 @@ def test_sigkill_mid_epoch_then_resume_sees_the_same_samples_and_ends_bitwise_eq
     shards = _id_shards(workdir)
     config = _regression_config(workdir, shards, workers=2, epochs=2)
     every = ["--checkpoint.every_n_train_steps", "5"]
-    killed = start(*_fit_args(config, "killed", *every, *_recorder(workdir / "killed", delay=0.2)), cwd=workdir)
+    killed = ForkedRun(*_fit_args(config, "killed", *every, *_recorder(workdir / "killed", delay=0.2)), cwd=workdir)
     saved = kill_when_saved(killed, workdir / "runs" / "ids" / "killed" / "checkpoints" / "last.ckpt")
     resume_step = saved["global_step"]
     assert saved["trainkit_resume"]["batches"] > 0, "the checkpoint to resume from should be mid-epoch"
 
-    # Only the killed run needs a process; the resume and the reference go in-process (an interpreter is ~7 s of CPU).
+    # Only the killed run needs a process (a fork); the resume and the reference go in-process (an interpreter is ~7 s
+    # of CPU).
     torch.set_num_threads(1)  # as in the killed process (OMP_NUM_THREADS=1)
     assert trainkit(*_fit_args(config, "killed", *_recorder(workdir / "resumed"), *every, "--ckpt_path", "last")) == 0
     assert trainkit(*_fit_args(config, "uninterrupted", *every, *_recorder(workdir / "ref"))) == 0

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+import traceback
 from contextlib import suppress
 from pathlib import Path
 
 import torch
 
-from tests.conftest import DIGITS_CONFIG, DOCTOR_OFF, REPO  # noqa: F401  (re-exported to the hpc tests)
+from tests.conftest import DIGITS_CONFIG, DOCTOR_OFF, REPO, run_trainkit  # noqa: F401  (re-exported to the hpc tests)
 from tests.metrics_csv import last_values
 
 # The digits experiment shrunk to seconds: timm's tiny test_resnet on 16 px, 8 batches of 32 per epoch.
@@ -55,6 +57,61 @@ def start(*args: str, cwd: Path) -> subprocess.Popen:
                                    stderr=subprocess.STDOUT, text=True)
     process.log_path = path  # type: ignore[attr-defined]
     return process
+
+
+class ForkedRun:
+    """`trainkit ARGS` in a fork of this test process, for a single-process run that a test kills or runs beside
+    itself: a fresh interpreter pays ~7 s of CPU importing Lightning before it trains, a fork has it loaded. It
+    answers what the tests ask of a `start`ed Popen (pid, poll, wait, returncode, log_path: cwd/trainkit-*.log) and
+    runs on one thread, as `start`'s processes and the in-process references do. Not for DDP: Lightning starts the
+    other ranks by rerunning this process's command line."""
+
+    def __init__(self, *args: str, cwd: Path) -> None:
+        self.log_path = cwd / f"trainkit-{time.monotonic_ns()}.log"
+        self.returncode: int | None = None
+        self.pid = os.fork()
+        if self.pid == 0:
+            os._exit(self._child([str(arg) for arg in args], cwd))
+
+    def _child(self, args: list[str], cwd: Path) -> int:
+        """Run the command with its output in the log; the exit code (1 on an uncaught error)."""
+        code = 1
+        try:
+            log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(log, 1)
+            os.dup2(log, 2)
+            sys.stdout = sys.stderr = open(log, "w", buffering=1)  # pytest's capture objects would swallow it
+            for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+                for handler in list(getattr(logger, "handlers", [])):
+                    if type(handler).__module__.startswith("_pytest"):  # caplog's, for the parent's report
+                        logger.removeHandler(handler)
+                    elif isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                        handler.setStream(sys.stderr)
+            os.chdir(cwd)
+            sys.argv = ["trainkit", *args]
+            torch.set_num_threads(1)
+            code = run_trainkit(*args)
+        except BaseException:  # noqa: BLE001  (the child must reach os._exit whatever happens)
+            traceback.print_exc()
+        finally:
+            with suppress(Exception):
+                sys.stdout.flush()
+        return code
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"trainkit (fork {self.pid})", timeout)
+            time.sleep(0.02)
+        return self.returncode  # type: ignore[return-value]
 
 
 def finish(process: subprocess.Popen, timeout: float = 600) -> str:

@@ -1,7 +1,8 @@
 """SIGKILL in the middle of an epoch, resume, and end with bitwise the same weights as an uninterrupted run.
 
-Only the killed run needs a process of its own; the uninterrupted run and the resume run in-process (a fresh
-interpreter costs ~7 s of CPU before it trains), on one thread like the killed process (the same float order)."""
+Only the killed run needs a process of its own, a fork of this one; the uninterrupted run and the resume run
+in-process (a fresh interpreter costs ~7 s of CPU before it trains), on one thread like the killed process (the same
+float order)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ._runs import SMALL_DIGITS, last_metrics, start
+from ._runs import SMALL_DIGITS, ForkedRun, last_metrics
 
 # 2 epochs of 8 steps, last.ckpt every 4 steps: the first save (step 4) is in the middle of epoch 0, the last is the
 # final state (step 16) in both runs. Dropout makes the result depend on the RNG stream, which must be restored too.
@@ -23,7 +24,7 @@ ARGS = ["fit", *SMALL_DIGITS, "--trainer.max_epochs", "2", "--checkpoint.every_n
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_gives_bitwise_identical_weights(workdir: Path, trainkit) -> None:  # noqa: ANN001
-    killed = start(*ARGS, "--run_name", "killed", cwd=workdir)
+    killed = ForkedRun(*ARGS, "--run_name", "killed", cwd=workdir)
     last = workdir / "runs" / "digits" / "killed" / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 300
     while not last.exists() and killed.poll() is None and time.monotonic() < deadline:

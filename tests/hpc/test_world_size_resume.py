@@ -14,7 +14,7 @@ import torch
 
 from trainkit.hpc.sampler import ResumableSampler
 
-from ._runs import REPO, SMALL_DIGITS, VIT, finish, kill_at_first_checkpoint, last_metrics, start, weights
+from ._runs import REPO, SMALL_DIGITS, VIT, ForkedRun, finish, kill_at_first_checkpoint, last_metrics, start, weights
 
 DATA = list(range(50))
 
@@ -64,8 +64,9 @@ def test_checkpoints_of_two_processes_resume_on_one_and_of_one_on_two(
 ) -> None:
     runs = workdir / "runs" / "digits"
     names = {1: "one_then_two", 2: "two_then_one"}  # keyed by the world size of the first part
-    firsts = {runs / names[world] / "checkpoints" / "last.ckpt": start(*ARGS, *LAYOUT[world], "--run_name",
-                                                                     names[world], cwd=workdir) for world in (1, 2)}
+    # The 1-process first part is a fork of this process (no fresh interpreter); the DDP ones are processes.
+    firsts = {runs / names[world] / "checkpoints" / "last.ckpt": (ForkedRun if world == 1 else start)(
+        *ARGS, *LAYOUT[world], "--run_name", names[world], cwd=workdir) for world in (1, 2)}
     for world, saved in zip((1, 2), kill_at_first_checkpoint(firsts), strict=True):
         assert (saved["global_step"], saved["epoch"]) == (4, 0), "the checkpoint to resume from should be mid-epoch"
         assert saved["trainkit_resume"]["samples"] == 128 and saved["trainkit_resume"]["world_size"] == world
