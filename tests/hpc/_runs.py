@@ -86,7 +86,7 @@ class ForkedRun:
                     if type(handler).__module__.startswith("_pytest"):  # caplog's, for the parent's report
                         logger.removeHandler(handler)
                     elif isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
-                        handler.setStream(sys.stderr)
+                        handler.stream = sys.stderr  # not setStream: it flushes the old one, maybe a closed capture
             os.chdir(cwd)
             sys.argv = ["trainkit", *args]
             torch.set_num_threads(1)
