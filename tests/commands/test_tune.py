@@ -7,7 +7,6 @@ import hashlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 import torch
 import yaml
 
+from tests.hpc._runs import ForkedRun, kill_tree
 from tests.tune._tiny import TRIAL_ARGS, journal_trials, monitored, read_trials, trial_env, write_space  # noqa: F401
 from trainkit.tune.study import try_trial_lock
 
@@ -64,9 +64,9 @@ def test_four_trials_two_at_once_prune_and_best_yaml_reproduces_the_best(
     assert "study 'tune_tiny', 4/4 trials" in shown and f"best: trial {best['number']}," in shown
 
 
-def _tune(workdir: Path, search: Path) -> list[str]:
-    return [sys.executable, "-m", "trainkit", "tune", *TRIAL_ARGS, "--trainer.max_epochs", "3", "--search",
-            str(search), "--n_trials", "2", "--pruner", "none", "--sampler", "random"]
+def _tune(search: Path) -> list[str]:
+    return ["tune", *TRIAL_ARGS, "--trainer.max_epochs", "3", "--search", str(search), "--n_trials", "2", "--pruner",
+            "none", "--sampler", "random"]
 
 
 def _digest(path: Path) -> str:
@@ -82,20 +82,17 @@ def _wait_for_free_lock(study: Path, number: int, seconds: float = 60) -> None:
     os.close(fd)
 
 
-def _run_logged(command: list[str], workdir: Path, study: Path, timeout: float) -> str:
+def _run_logged(args: list[str], workdir: Path, study: Path, timeout: float) -> str:
     """Run a runner to its end and return its output; if it fails or outlives `timeout`, fail with its output, each
     trial's log and the processes still running, so that a hang on a CI machine can be read from the report."""
-    log = workdir / "runner.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(command, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            code = process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            code = None
-            processes = subprocess.run(["ps", "-eo", "pid,ppid,stat,etime,args"], capture_output=True, text=True)
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    output = log.read_text()
+    process = ForkedRun(*args, cwd=workdir)
+    try:
+        code = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        code = None
+        processes = subprocess.run(["ps", "-eo", "pid,ppid,stat,etime,args"], capture_output=True, text=True)
+        kill_tree(process)  # type: ignore[arg-type]
+    output = process.log_path.read_text()
     if code != 0:
         trials = "\n".join(f"--- {p}:\n{p.read_text()[-1500:]}" for p in sorted(study.glob("trial_*/trial.log")))
         ps = processes.stdout if code is None else ""
@@ -109,12 +106,12 @@ def test_a_sigkilled_study_continues_to_exactly_n_trials_resuming_the_killed_one
 ) -> None:
     search = write_space(workdir)
     study = workdir / STUDY
-    with (workdir / "first.log").open("w") as log:
-        first = subprocess.Popen(_tune(workdir, search), cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+    # The runners are forks of this process (a fresh interpreter is ~7 s of CPU); their trials are processes.
+    first = ForkedRun(*_tune(search), cwd=workdir)
     killed_in = study / "trial_1" / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 500
     while not killed_in.exists():  # trial 1 is one epoch in (of three): kill the whole study now
-        assert first.poll() is None, (workdir / "first.log").read_text()[-3000:]
+        assert first.poll() is None, first.log_path.read_text()[-3000:]
         assert time.monotonic() < deadline, "trial 1 never wrote a checkpoint"
         time.sleep(0.05)
     os.kill(first.pid, signal.SIGKILL)
@@ -123,7 +120,7 @@ def test_a_sigkilled_study_continues_to_exactly_n_trials_resuming_the_killed_one
     assert kept, "trial 0 finished before the kill"
     _wait_for_free_lock(study, 1)  # the trial died with its runner (PR_SET_PDEATHSIG)
 
-    second = _run_logged(_tune(workdir, search), workdir, study, timeout=600)
+    second = _run_logged(_tune(search), workdir, study, timeout=600)
     assert "resuming trial 1" in second and "starting trial 2" not in second  # two trials: the study is full
     assert "starting trial 0" not in second and "resuming trial 0" not in second  # finished: kept
     trials = journal_trials(study, "tune_tiny")
