@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
@@ -63,20 +64,26 @@ class ForkedRun:
     """`trainkit ARGS` in a fork of this test process, for a single-process run that a test kills or runs beside
     itself: a fresh interpreter pays ~7 s of CPU importing Lightning before it trains, a fork has it loaded. It
     answers what the tests ask of a `start`ed Popen (pid, poll, wait, returncode, log_path: cwd/trainkit-*.log) and
-    runs on one thread, as `start`'s processes and the in-process references do. Not for DDP: Lightning starts the
-    other ranks by rerunning this process's command line."""
+    runs on one thread, as `start`'s processes and the in-process references do. `environ` replaces its environment
+    and `enter` runs first in the child (e.g. joining a network namespace). Not for a DDP launch from one command:
+    Lightning starts the other ranks by rerunning this process's command line (one process per node is fine)."""
 
-    def __init__(self, *args: str, cwd: Path) -> None:
-        self.log_path = cwd / f"trainkit-{time.monotonic_ns()}.log"
+    def __init__(self, *args: str, cwd: Path, log: Path | None = None, environ: dict[str, str] | None = None,
+                 enter: Callable[[], None] | None = None) -> None:
+        self.log_path = log or cwd / f"trainkit-{time.monotonic_ns()}.log"
         self.returncode: int | None = None
         self.pid = os.fork()
         if self.pid == 0:
-            os._exit(self._child([str(arg) for arg in args], cwd))
+            os._exit(self._child([str(arg) for arg in args], cwd, environ, enter))
 
-    def _child(self, args: list[str], cwd: Path) -> int:
+    def _child(self, args: list[str], cwd: Path, environ: dict[str, str] | None,
+               enter: Callable[[], None] | None) -> int:
         """Run the command with its output in the log; the exit code (1 on an uncaught error)."""
         code = 1
         try:
+            if environ is not None:
+                os.environ.clear()
+                os.environ.update(environ)
             log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.dup2(log, 1)
             os.dup2(log, 2)
@@ -87,6 +94,8 @@ class ForkedRun:
                         logger.removeHandler(handler)
                     elif isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
                         handler.stream = sys.stderr  # not setStream: it flushes the old one, maybe a closed capture
+            if enter is not None:
+                enter()
             os.chdir(cwd)
             sys.argv = ["trainkit", *args]
             torch.set_num_threads(1)
