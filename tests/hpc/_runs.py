@@ -9,9 +9,11 @@ import subprocess
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -60,13 +62,18 @@ def start(*args: str, cwd: Path) -> subprocess.Popen:
     return process
 
 
+def _print_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                   file: Any = None, line: str | None = None) -> None:
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 class ForkedRun:
     """`trainkit ARGS` in a fork of this test process, for a single-process run that a test kills or runs beside
     itself: a fresh interpreter pays ~7 s of CPU importing Lightning before it trains, a fork has it loaded. It
     answers what the tests ask of a `start`ed Popen (pid, poll, wait, returncode, log_path: cwd/trainkit-*.log) and
-    runs on one thread, as `start`'s processes and the in-process references do. `environ` replaces its environment
-    and `enter` runs first in the child (e.g. joining a network namespace). Not for a DDP launch from one command:
-    Lightning starts the other ranks by rerunning this process's command line (one process per node is fine)."""
+    runs on one thread with `start`'s environment (`env()`), as `start`'s processes and the in-process references do;
+    `environ` replaces that environment and `enter` runs first in the child (e.g. joining a network namespace). As
+    DDP's rank 0 it starts the other ranks as Lightning does, by running the `trainkit` console script afresh."""
 
     def __init__(self, *args: str, cwd: Path, log: Path | None = None, environ: dict[str, str] | None = None,
                  enter: Callable[[], None] | None = None) -> None:
@@ -81,13 +88,13 @@ class ForkedRun:
         """Run the command with its output in the log; the exit code (1 on an uncaught error)."""
         code = 1
         try:
-            if environ is not None:
-                os.environ.clear()
-                os.environ.update(environ)
+            os.environ.clear()
+            os.environ.update(env() if environ is None else environ)
             log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.dup2(log, 1)
             os.dup2(log, 2)
             sys.stdout = sys.stderr = open(log, "w", buffering=1)  # pytest's capture objects would swallow it
+            warnings.showwarning = _print_warning  # pytest records the test's warnings instead of printing them
             for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
                 for handler in list(getattr(logger, "handlers", [])):
                     if type(handler).__module__.startswith("_pytest"):  # caplog's, for the parent's report
@@ -97,7 +104,10 @@ class ForkedRun:
             if enter is not None:
                 enter()
             os.chdir(cwd)
-            sys.argv = ["trainkit", *args]
+            # What Lightning's DDP launcher reruns for the other ranks: `python <argv[0]> <argv[1:]>` when __main__
+            # has no module spec (it has one, pytest's, under `python -m pytest`).
+            sys.argv = [str(Path(sys.executable).with_name("trainkit")), *args]
+            sys.modules["__main__"].__spec__ = None
             torch.set_num_threads(1)
             code = run_trainkit(*args)
         except BaseException:  # noqa: BLE001  (the child must reach os._exit whatever happens)

@@ -17,7 +17,7 @@ from torch import nn
 from trainkit.doctor.report import examine, table
 from trainkit.hpc.stacks import StackDumps, where, whereabout_line
 
-from ._runs import DOCTOR_OFF, REPO, kill_tree, start
+from ._runs import DOCTOR_OFF, REPO, ForkedRun, kill_tree
 
 
 def test_sigquit_writes_this_process_stacks_and_they_read_as_elsewhere(tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ TIMEOUT, RENDEZVOUS = 8, 120
 @pytest.mark.slow
 def test_a_stalled_rank_is_named_elsewhere_with_both_stacks_in_the_run_folder(workdir: Path) -> None:
     backbone = '{"class_path": "tests.hpc.test_stacks.StallOnRank1"}'
-    process = start("fit", "--config", str(REPO / "configs" / "regression" / "diabetes.yaml"), *DOCTOR_OFF,
+    process = ForkedRun("fit", "--config", str(REPO / "configs" / "regression" / "diabetes.yaml"), *DOCTOR_OFF,
                     "--model.init_args.backbone", backbone, "--trainer.strategy", "ddp", "--trainer.devices", "2",
                     "--trainer.max_epochs", "1", "--trainer.num_sanity_val_steps", "0", "--test_after_fit", "false",
                     "--trainer.enable_progress_bar", "false", "--distributed.timeout", str(TIMEOUT),

@@ -14,7 +14,7 @@ import torch
 
 from trainkit.hpc.sampler import ResumableSampler
 
-from ._runs import REPO, SMALL_DIGITS, VIT, ForkedRun, finish, kill_at_first_checkpoint, last_metrics, start, weights
+from ._runs import REPO, SMALL_DIGITS, VIT, ForkedRun, finish, kill_at_first_checkpoint, last_metrics, weights
 
 DATA = list(range(50))
 
@@ -64,14 +64,15 @@ def test_checkpoints_of_two_processes_resume_on_one_and_of_one_on_two(
 ) -> None:
     runs = workdir / "runs" / "digits"
     names = {1: "one_then_two", 2: "two_then_one"}  # keyed by the world size of the first part
-    # The 1-process first part is a fork of this process (no fresh interpreter); the DDP ones are processes.
-    firsts = {runs / names[world] / "checkpoints" / "last.ckpt": (ForkedRun if world == 1 else start)(
-        *ARGS, *LAYOUT[world], "--run_name", names[world], cwd=workdir) for world in (1, 2)}
+    # The killed runs are forks of this process (a fresh interpreter is ~7 s of CPU); a DDP one's rank 0 starts
+    # rank 1 as a process of its own.
+    firsts = {runs / names[world] / "checkpoints" / "last.ckpt": ForkedRun(*ARGS, *LAYOUT[world], "--run_name",
+                                                                         names[world], cwd=workdir) for world in (1, 2)}
     for world, saved in zip((1, 2), kill_at_first_checkpoint(firsts), strict=True):
         assert (saved["global_step"], saved["epoch"]) == (4, 0), "the checkpoint to resume from should be mid-epoch"
         assert saved["trainkit_resume"]["samples"] == 128 and saved["trainkit_resume"]["world_size"] == world
     # The same run, resumed with the other number of processes (and the per-process batch that keeps the global one).
-    on_two = start(*ARGS, *LAYOUT[2], "--run_name", names[1], "--ckpt_path", "last", cwd=workdir)
+    on_two = ForkedRun(*ARGS, *LAYOUT[2], "--run_name", names[1], "--ckpt_path", "last", cwd=workdir)
     torch.set_num_threads(1)  # as in the processes (OMP_NUM_THREADS=1)
     assert trainkit(*ARGS, *LAYOUT[1], "--run_name", names[2], "--ckpt_path", "last") == 0
     assert trainkit(*ARGS, *LAYOUT[1], "--run_name", "uninterrupted") == 0
