@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch import LightningModule
 
 from tests.conftest import TINY_DIGITS
 from trainkit.commands.export import ExportMismatch, export, load_checkpoint
@@ -71,12 +72,19 @@ def test_dynamic_int8_quantises_only_linear_layers(run_dir: Path) -> None:
     assert all(v.dtype == torch.float32 for k, v in state.items() if "conv" in k and k.endswith("weight"))
 
 
+def _subclasses(cls: type) -> list[type]:
+    return [sub for direct in cls.__subclasses__() for sub in (direct, *_subclasses(direct))]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("quantize", [None, "int8"])
 def test_onnx_export_runs_in_onnxruntime_with_any_batch_size(run_dir: Path, quantize: str | None) -> None:
     import onnxruntime
 
     report = export(_best(run_dir), format="onnx", quantize=quantize)
+    # The trace leaves no second ClassificationModule behind (a later `--model ClassificationModule` in the same
+    # process failed as ambiguous).
+    assert [c.__name__ for c in _subclasses(LightningModule)].count("ClassificationModule") == 1
     assert report.agreement >= (1.0 if quantize is None else 0.9)
     assert report.max_abs_diff <= (1e-4 if quantize is None else 0.1)
     model, batch = load_checkpoint(_best(run_dir))

@@ -12,6 +12,7 @@ for at least `min_agreement` of the samples. The file is kept either way; a fail
 from __future__ import annotations
 
 import copy
+import gc
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -220,6 +221,9 @@ def _export_onnx(model: nn.Module, batch: Tensor, path: Path, quantize: str | No
     batch_dim = torch.export.Dim("batch", min=1)
     model.to_onnx(path, batch, dynamo=True, input_names=["input"], output_names=["output"],
                   dynamic_shapes=({0: batch_dim},), external_data=False)
+    # torch.export traces through same-named subclasses of the modules (fx's AttrProxy), left in reference cycles: a
+    # second `ClassificationModule` in this process until collected, and jsonargparse refuses the short class name.
+    gc.collect()
     if quantize is not None:  # torch.ao's quantised modules do not export to ONNX; onnxruntime quantises the graph
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
