@@ -75,8 +75,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
-    """Each test's CPU seconds (setup to teardown, its subprocesses included) ride on its teardown report, so that
-    xdist workers hand them to the summary below: on a shared machine wall time says little, CPU time is the cost."""
+    """Each test's CPU seconds (setup to teardown, the processes it waited for included: not the DDP ranks that a
+    forked rank 0 started) ride on its teardown report, so that xdist workers hand them to the summary below: on a
+    shared machine wall time says little, CPU time is the cost."""
     report = yield
     if call.when == "teardown" and _CPU_START in item.stash:
         report.user_properties.append(("cpu_s", _cpu_seconds() - item.stash[_CPU_START]))
