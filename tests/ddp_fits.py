@@ -1,10 +1,10 @@
 """The 2-process DDP fits of several tests, run once, one after the other, in the same two processes.
 
 A fresh interpreter costs ~7 s of CPU before it trains and every DDP run starts two, so the tests whose rule only
-real DDP ranks show share one run of this module: rank 0 starts rank 1 at the first fit (Lightning re-runs
-`python -m tests.ddp_fits OUT`), and every later fit finds both processes and their process group. Each fit writes
-into its own folder OUT/<name>; each test asserts its part (see below for which test reads which fit). The CLI fits
-all use `--run_name ddp`: rank 1 keeps the run folder name it was handed at the first fit.
+real DDP ranks show share one run of this module: rank 0 (a fork of the test process) starts rank 1 at the first fit
+(Lightning runs `python tests/ddp_fits.py OUT`), and every later fit finds both processes and their process group.
+Each fit writes into its own folder OUT/<name>; each test asserts its part (see below for which test reads which
+fit). The CLI fits all use `--run_name ddp`: rank 1 keeps the run folder name it was handed at the first fit.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 from lightning.pytorch import Callback, Trainer
 
 from tests.conftest import DIGITS_CONFIG, DOCTOR_OFF
-from tests.hpc._runs import env
+from tests.hpc._runs import ForkedRun
 
 # Who asserts on each fit: schedule tests/optim/test_ddp_schedule.py, sft tests/tasks/test_language.py, streaming
 # tests/data/test_streaming.py, class_balanced tests/data/test_class_balanced.py, spike_skip and spike_rollback
@@ -56,8 +56,10 @@ def _run() -> tuple[Path, subprocess.CompletedProcess]:
 
     (out / "streaming").mkdir()
     _regression_config(out / "streaming", _id_shards(out / "streaming"), workers=2, epochs=2)
-    return out, subprocess.run([sys.executable, "-m", "tests.ddp_fits", str(out)], cwd=out, env=env(),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=800)
+    # Rank 0 is a fork of this test process (a fresh interpreter is ~7 s of CPU); Lightning starts rank 1 afresh.
+    rank0 = ForkedRun(str(out), cwd=out, log=out / "ddp_fits.log", main=main, script=Path(__file__))
+    code = rank0.wait(timeout=800)
+    return out, subprocess.CompletedProcess([__file__, str(out)], code, rank0.log_path.read_text())
 
 
 class RankSpike(Callback):
@@ -125,12 +127,18 @@ def _spike_guard(out: Path) -> None:
             "steps": [e["step"] for e in guard.events], "weights": weights}))
 
 
-if __name__ == "__main__":
+def main(folder: str) -> int:
+    """Every fit, one after the other, on this rank; the same on the other."""
     import torch
 
-    root = Path(sys.argv[1])
+    root = Path(folder)
     _cli_fits(root)
     _class_balanced(root)
     _spike_guard(root)
     torch.distributed.barrier()  # both ranks' files are written before rank 0 exits
     print("ddp fits: done", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -76,15 +76,18 @@ class ForkedRun:
     DDP's rank 0 it starts the other ranks as Lightning does, by running the `trainkit` console script afresh."""
 
     def __init__(self, *args: str, cwd: Path, log: Path | None = None, environ: dict[str, str] | None = None,
-                 enter: Callable[[], None] | None = None) -> None:
+                 enter: Callable[[], None] | None = None, main: Callable[..., int] = run_trainkit,
+                 script: Path | None = None) -> None:
+        """`main(*args)` (`trainkit ARGS` by default) runs as `script ARGS` would (the console script by default)."""
         self.log_path = log or cwd / f"trainkit-{time.monotonic_ns()}.log"
         self.returncode: int | None = None
         self.pid = os.fork()
         if self.pid == 0:
-            os._exit(self._child([str(arg) for arg in args], cwd, environ, enter))
+            script = script or Path(sys.executable).with_name("trainkit")
+            os._exit(self._child(main, script, [str(arg) for arg in args], cwd, environ, enter))
 
-    def _child(self, args: list[str], cwd: Path, environ: dict[str, str] | None,
-               enter: Callable[[], None] | None) -> int:
+    def _child(self, main: Callable[..., int], script: Path, args: list[str], cwd: Path,
+               environ: dict[str, str] | None, enter: Callable[[], None] | None) -> int:
         """Run the command with its output in the log; the exit code (1 on an uncaught error)."""
         code = 1
         try:
@@ -106,10 +109,10 @@ class ForkedRun:
             os.chdir(cwd)
             # What Lightning's DDP launcher reruns for the other ranks: `python <argv[0]> <argv[1:]>` when __main__
             # has no module spec (it has one, pytest's, under `python -m pytest`).
-            sys.argv = [str(Path(sys.executable).with_name("trainkit")), *args]
+            sys.argv = [str(script), *args]
             sys.modules["__main__"].__spec__ = None
             torch.set_num_threads(1)
-            code = run_trainkit(*args)
+            code = main(*args)
         except BaseException:  # noqa: BLE001  (the child must reach os._exit whatever happens)
             traceback.print_exc()
         finally:
