@@ -68,12 +68,13 @@ def _print_warning(message: Warning | str, category: type[Warning], filename: st
 
 
 class ForkedRun:
-    """`trainkit ARGS` in a fork of this test process, for a single-process run that a test kills or runs beside
-    itself: a fresh interpreter pays ~7 s of CPU importing Lightning before it trains, a fork has it loaded. It
-    answers what the tests ask of a `start`ed Popen (pid, poll, wait, returncode, log_path: cwd/trainkit-*.log) and
-    runs on one thread with `start`'s environment (`env()`), as `start`'s processes and the in-process references do;
-    `environ` replaces that environment and `enter` runs first in the child (e.g. joining a network namespace). As
-    DDP's rank 0 it starts the other ranks as Lightning does, by running the `trainkit` console script afresh."""
+    """`trainkit ARGS` in a fork of this test process, where a test needs a process of its own (to kill it, to run it
+    beside the test, as a simulated host's node, as DDP's rank 0): a fresh interpreter pays ~7 s of CPU importing
+    Lightning before it trains, a fork has it loaded. It answers what the tests ask of a `start`ed Popen (pid, poll,
+    wait, returncode, log_path: cwd/trainkit-*.log) and runs on one thread with `start`'s environment (`env()`), as
+    the in-process references do; `environ` replaces that environment and `enter` runs first in the child (e.g.
+    joining a network namespace). As DDP's rank 0 it starts the other ranks as Lightning does: afresh, by running
+    `script` (the `trainkit` console script)."""
 
     def __init__(self, *args: str, cwd: Path, log: Path | None = None, environ: dict[str, str] | None = None,
                  enter: Callable[[], None] | None = None, main: Callable[..., int] = run_trainkit,
