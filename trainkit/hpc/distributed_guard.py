@@ -53,6 +53,7 @@ class DistributedGuard(Callback):
         self.rendezvous_timeout = timeout if rendezvous_timeout is None else rendezvous_timeout
         self.check = check
         self._sets_timeout = False
+        self._waits = self.rendezvous_timeout  # what a collective waits now: the rendezvous bound until `setup`
         self._dumps: StackDumps | None = None
         self._peers: list[tuple[str, int]] = []
 
@@ -103,6 +104,7 @@ class DistributedGuard(Callback):
             torch.distributed.all_gather_object(self._peers, whereabouts())
             if self._sets_timeout and self.timeout != self.rendezvous_timeout:
                 torch.distributed.set_timeout(timedelta(seconds=self.timeout))
+            self._waits = self.timeout
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if self._dumps is not None:
@@ -125,7 +127,7 @@ class DistributedGuard(Callback):
         else:
             saved, then = "no checkpoint was saved yet", ""
         print(f"trainkit: rank {trainer.global_rank} of {trainer.world_size} lost its peers (a collective failed or "
-              f"waited over {self.timeout:.0f} s: {_first_line(exception)}); {saved}{then}", file=sys.stderr,
+              f"waited over {self._waits:.0f} s: {_first_line(exception)}); {saved}{then}", file=sys.stderr,
               flush=True)
         self._hang_forensics(trainer, exception)
 
