@@ -91,7 +91,7 @@ def _write_conf(folder: Path, nodes: dict[str, str] | None = None) -> Path:
         "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none",  # no cgroups in a container
         "SelectType=select/cons_tres", "SelectTypeParameters=CR_CPU", "SlurmdParameters=config_overrides",
         "ReturnToService=2", "JobRequeue=1", "MpiDefault=none",
-        "KillWait=10", "MinJobAge=600", "SchedulerParameters=sched_interval=2",
+        "KillWait=10", "MinJobAge=600", "SchedulerParameters=sched_interval=1",
         *node_lines,
         f"PartitionName=debug Nodes={names} Default=YES MaxTime=INFINITE State=UP",
         "",
@@ -124,10 +124,12 @@ def _wait_idle(env: dict[str, str], folder: Path, nodes: int, prefix: list[str])
 
 
 def _stop(pid_file: Path) -> None:
+    """Stop a daemon of the throwaway test cluster: SIGTERM, and SIGKILL after 1 s (slurmctld spends ~3 s saving a
+    state that nobody reads again)."""
     with suppress(FileNotFoundError, ValueError, ProcessLookupError):
         pid = int(pid_file.read_text())
         os.kill(pid, signal.SIGTERM)
-        for _ in range(100):
+        for _ in range(10):
             os.kill(pid, 0)  # raises ProcessLookupError once it is gone
             time.sleep(0.1)
         os.kill(pid, signal.SIGKILL)
