@@ -68,7 +68,7 @@ def run(smoke: bool = False) -> list[dict[str, str]]:
     with tempfile.TemporaryDirectory() as cwd:
         for _ in range(repeats):
             for name, args in commands.items():
-                measure = _in_this_process([*args[2:], *SMOKE_FLAGS], cwd) if smoke else _wall_and_cpu(args, cwd)
+                measure = _in_this_process([*ONE_STEP_FIT, *SMOKE_FLAGS], cwd) if smoke else _wall_and_cpu(args, cwd)
                 times[name].append(measure)
     floor_name = "python -c 'import lightning.pytorch'"
     floor = _medians(times[floor_name]) if floor_name in times else None  # smoke: the fit alone, no floor

@@ -13,7 +13,6 @@ import atexit
 import functools
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections import Counter
@@ -42,13 +41,13 @@ SCHEDULE = [
 def ddp_fits() -> tuple[Path, str]:
     """OUT and the output of the one run of every fit (the first test that asks pays; a failed run fails each test
     that asks, with its output, without running again)."""
-    out, done = _run()
-    assert done.returncode == 0, done.stdout[-4000:]
-    return out, done.stdout
+    out, code, output = _run()
+    assert code == 0, output[-4000:]
+    return out, output
 
 
 @functools.cache
-def _run() -> tuple[Path, subprocess.CompletedProcess]:
+def _run() -> tuple[Path, int, str]:
     out = Path(tempfile.mkdtemp(prefix="trainkit-ddp-fits-"))
     atexit.register(shutil.rmtree, out, ignore_errors=True)
     # Inputs are written here, before rank 1 exists (both ranks would write them at once).
@@ -59,7 +58,7 @@ def _run() -> tuple[Path, subprocess.CompletedProcess]:
     # Rank 0 is a fork of this test process (a fresh interpreter is ~7 s of CPU); Lightning starts rank 1 afresh.
     rank0 = ForkedRun(str(out), cwd=out, log=out / "ddp_fits.log", main=main, script=Path(__file__))
     code = rank0.wait(timeout=800)
-    return out, subprocess.CompletedProcess([__file__, str(out)], code, rank0.log_path.read_text())
+    return out, code, rank0.log_path.read_text()
 
 
 class RankSpike(Callback):

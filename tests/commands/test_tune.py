@@ -91,7 +91,7 @@ def _run_logged(args: list[str], workdir: Path, study: Path, timeout: float) -> 
     except subprocess.TimeoutExpired:
         code = None
         processes = subprocess.run(["ps", "-eo", "pid,ppid,stat,etime,args"], capture_output=True, text=True)
-        kill_tree(process)  # type: ignore[arg-type]
+        kill_tree(process)
     output = process.log_path.read_text()
     if code != 0:
         trials = "\n".join(f"--- {p}:\n{p.read_text()[-1500:]}" for p in sorted(study.glob("trial_*/trial.log")))

@@ -35,7 +35,7 @@ class Host:
     netns: str
     address: str
     hostname: str
-    processes: list[subprocess.Popen | ForkedRun] = field(default_factory=list)
+    processes: list[ForkedRun] = field(default_factory=list)
 
     def command(self, *args: str) -> list[str]:
         """`args` run inside this host's namespace."""
@@ -79,7 +79,7 @@ def _ensure_ip() -> None:
         pytest.skip(f"network namespaces do not work here: {probe.stderr.strip()}")
 
 
-def _kill(process: subprocess.Popen) -> None:
+def _kill(process: ForkedRun) -> None:
     with suppress(ProcessLookupError):
         os.kill(process.pid, signal.SIGKILL)
     with suppress(subprocess.TimeoutExpired):
@@ -131,7 +131,7 @@ def start_nodes(hosts: tuple[Host, Host], args: list[str], cwd: Path, port: int)
     return processes
 
 
-def wait_all(processes: list[subprocess.Popen], timeout: float) -> list[int | None]:
+def wait_all(processes: list[ForkedRun], timeout: float) -> list[int | None]:
     """Exit codes of `processes` after at most `timeout` seconds in all (None for those still running)."""
     deadline = time.monotonic() + timeout
     for process in processes:

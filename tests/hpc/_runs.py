@@ -137,7 +137,7 @@ class ForkedRun:
         return self.returncode  # type: ignore[return-value]
 
 
-def finish(process: subprocess.Popen, timeout: float = 600) -> str:
+def finish(process: subprocess.Popen | ForkedRun, timeout: float = 600) -> str:
     """Wait for a `start`ed process; return its output, failing the test with it when the exit code is not 0."""
     code = process.wait(timeout=timeout)
     output = process.log_path.read_text()  # type: ignore[attr-defined]
@@ -155,7 +155,7 @@ def last_metrics(run_dir: Path) -> dict[str, float]:
     return {key: float(value) for key, value in last_values(run_dir / "metrics.csv").items()}
 
 
-def kill_when_saved(process: subprocess.Popen, checkpoint: Path, timeout: float = 300) -> dict:
+def kill_when_saved(process: subprocess.Popen | ForkedRun, checkpoint: Path, timeout: float = 300) -> dict:
     """SIGKILL `process` as soon as `checkpoint` exists; return that checkpoint's contents."""
     deadline = time.monotonic() + timeout
     while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
@@ -166,7 +166,7 @@ def kill_when_saved(process: subprocess.Popen, checkpoint: Path, timeout: float 
     return torch.load(checkpoint, map_location="cpu", weights_only=True)
 
 
-def kill_tree(process: subprocess.Popen) -> None:
+def kill_tree(process: subprocess.Popen | ForkedRun) -> None:
     """SIGKILL a `start`ed process and the processes it started (Lightning's DDP children), by their ids."""
     pids, todo = [], [process.pid]
     while todo:
@@ -180,7 +180,7 @@ def kill_tree(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def kill_at_first_checkpoint(runs: dict[Path, subprocess.Popen], timeout: float = 300) -> list[dict]:
+def kill_at_first_checkpoint(runs: dict[Path, subprocess.Popen | ForkedRun], timeout: float = 300) -> list[dict]:
     """SIGKILL each run (its process by the checkpoint it writes) as soon as that checkpoint appears; return them."""
     pending, deadline = dict(runs), time.monotonic() + timeout
     while pending and time.monotonic() < deadline:
