@@ -47,8 +47,8 @@ class RewardModule(TaskModule):
             pretrained: load model_name's pretrained weights.
             tokenizer: `bytes` or a Hugging Face tokenizer; default model_name's, or bytes.
             extra_layers: freshly initialised decoder layers added on top of the network, where the last token can
-                compare each written token with what the layers below predicted for it; 0 adds none (2 measured in
-                docs/language.md: not enough for sums off by 1 or 10 yet).
+                compare each written token with what the layers below predicted for it; 0 adds none (on the
+                generated tasks, 2 lift held-out pairwise accuracy from 0.918 to 0.994: docs/language.md).
             runs_dir: where an experiment-name init_from is looked up; the CLI sets it to the command's --runs_dir.
         """
         if extra_layers < 0:
