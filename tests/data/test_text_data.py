@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from trainkit.data import InstructionDataModule, PreferenceDataModule
-from trainkit.data.text_tasks import generate_records, plausible_wrongs
+from trainkit.data.text_tasks import generate_records, one_edit_wrongs, plausible_wrongs
 from trainkit.errors import ConfigError
 from trainkit.metrics.language import IGNORE
 
@@ -86,6 +86,19 @@ def test_wrong_answers_give_each_training_prompt_several_distinct_wrong_answers(
         assert answer not in wrong and set(wrong) <= set(plausible_wrongs(task, text, answer))
     with pytest.raises(ConfigError, match="wrong_answers=0"):
         PreferenceDataModule(wrong_answers=0)
+
+
+def test_one_edit_wrongs_change_one_digit_or_swap_two_letters() -> None:
+    sums = one_edit_wrongs("add", "38+2", "40")
+    assert {"39", "41", "30", "50", "45", "90"} <= set(sums) and not {"40", "04", "00"} & set(sums)
+    assert len(sums) == 18  # 8 other tens and 9 other units digits, and 39 (a carry) from plausible_wrongs
+    assert one_edit_wrongs("reverse", "cba", "abc") == ["acb", "bac", "cba"]
+    one = PreferenceDataModule(wrong_answers=4, **SMALL).generated_records()
+    wide = PreferenceDataModule(wrong_answers=4, one_edit_wrongs=True, **SMALL).generated_records()
+    assert wide["val"] == one["val"] and wide["test"] == one["test"]  # held-out pairs as before
+    assert all(r["rejected"] in one_edit_wrongs(r["prompt"], r["input"], r["chosen"]) for r in wide["train"])
+    beyond = [r for r in wide["train"] if r["rejected"] not in plausible_wrongs(r["prompt"], r["input"], r["chosen"])]
+    assert len(beyond) > len(wide["train"]) / 4
 
 
 def test_long_responses_are_cut_to_max_length(tmp_path: Path) -> None:

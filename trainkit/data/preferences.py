@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from trainkit.data._text import TextDataModule, TextEncoder, generation_batch, sequence_batch
-from trainkit.data.text_tasks import generate_records, plausible_wrongs
+from trainkit.data.text_tasks import generate_records, one_edit_wrongs, plausible_wrongs
 from trainkit.errors import ConfigError
 from trainkit.metrics.language import IGNORE
 
@@ -24,15 +24,19 @@ class PreferenceDataModule(TextDataModule):
 
     fields = ("prompt", "chosen", "rejected")
 
-    def __init__(self, wrong_answers: int = 1, **kwargs: Any) -> None:
+    def __init__(self, wrong_answers: int = 1, one_edit_wrongs: bool = False, **kwargs: Any) -> None:
         """Args:
         wrong_answers: generated data only: pairs per training prompt, each with another plausible wrong answer (at
             most all of them: 4 for most sums, 2-5 for a word); val and test keep one pair per prompt.
+        one_edit_wrongs: generated data only: the training prompts' extra wrong answers come from every answer one
+            edit away as well (a sum with any digit changed, a word with any two letters swapped), as a policy's
+            samples are: a reward model that only saw the usual slips scores other wrong answers above right ones.
         **kwargs: TextDataModule's arguments.
         """
         if wrong_answers < 1:
             raise ConfigError(f"wrong_answers={wrong_answers}: give 1 or more pairs per training prompt")
         self.wrong_answers = wrong_answers
+        self.one_edit_wrongs = one_edit_wrongs
         super().__init__(**kwargs)
 
     def generated_records(self) -> dict[str, list[dict[str, str]]]:
@@ -45,7 +49,8 @@ class PreferenceDataModule(TextDataModule):
                 pair = {"prompt": r["instruction"], "input": r["input"], "chosen": r["output"]}
                 wrong = [r["rejected"]]
                 if split == "train" and self.wrong_answers > 1:
-                    others = sorted(set(plausible_wrongs(r["instruction"], r["input"], r["output"])) - {r["rejected"]})
+                    pool = one_edit_wrongs if self.one_edit_wrongs else plausible_wrongs
+                    others = sorted(set(pool(r["instruction"], r["input"], r["output"])) - {r["rejected"]})
                     wrong += rng.sample(others, min(self.wrong_answers - 1, len(others)))
                 pairs += [{**pair, "rejected": answer} for answer in wrong]
             splits[split] = pairs

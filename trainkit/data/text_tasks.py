@@ -26,6 +26,22 @@ def plausible_wrongs(task: str, text: str, answer: str) -> list[str]:
     return options or [answer + answer[-1]]
 
 
+def one_edit_wrongs(task: str, text: str, answer: str) -> list[str]:
+    """`plausible_wrongs` and every answer one edit away: a sum with any one digit changed, a word with any two
+    letters swapped; a reward model trained on these checks the whole answer, not only the usual slips."""
+    if task == "add":
+        edits = {answer[:i] + d + answer[i + 1:] for i in range(len(answer)) for d in string.digits}
+        edits = {e for e in edits if e == "0" or not e.startswith("0")}
+    else:
+        edits = set()
+        for i in range(len(answer)):
+            for j in range(i + 1, len(answer)):
+                letters = list(answer)
+                letters[i], letters[j] = letters[j], letters[i]
+                edits.add("".join(letters))
+    return sorted((edits | set(plausible_wrongs(task, text, answer))) - {answer})
+
+
 def plausible_wrong(task: str, text: str, answer: str, rng: random.Random) -> str:
     """One of `plausible_wrongs`, drawn with `rng`."""
     return rng.choice(plausible_wrongs(task, text, answer))
