@@ -3,7 +3,9 @@ as it is or with two letters swapped), on the generated test pairs of configs/la
 
     OMP_NUM_THREADS=1 python -m benchmarks.reward_kinds runs/lm_reward/version_0/checkpoints/best.ckpt
 
-test/reward_acc is one number over all kinds; this shows which kinds the model actually checks. Not run in CI.
+test/reward_acc is one number over all kinds; this shows which kinds the model actually checks. It also ranks, for
+the first 100 test sums, the correct sum among every number within 30 of it: what an RL policy's samples ask of the
+model, beyond the pairs it was trained on. Not run in CI.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import torch
 
 from trainkit.checkpoints import load_task
 from trainkit.data import PreferenceDataModule
+from trainkit.data._text import pad
+from trainkit.tasks import RewardModule
 
 
 def kind(record: dict[str, str]) -> str:
@@ -24,9 +28,8 @@ def kind(record: dict[str, str]) -> str:
     return "word as is" if record["rejected"] == record["input"] else "two letters swapped"
 
 
-def accuracy_by_kind(checkpoint: str, generated: int = 12000) -> dict[str, tuple[float, int]]:
+def accuracy_by_kind(model: RewardModule, generated: int = 12000) -> dict[str, tuple[float, int]]:
     """{kind: (share of test pairs whose chosen answer scores higher, pairs)}, with "all" over every pair."""
-    model = load_task(checkpoint).eval()
     data = PreferenceDataModule(template="{instruction} {input} =", max_length=32, batch_size=64,
                                 tokenizer="bytes", generated=generated)
     data.setup("test")
@@ -42,14 +45,35 @@ def accuracy_by_kind(checkpoint: str, generated: int = 12000) -> dict[str, tuple
     return {k: (sum(v) / len(v), len(v)) for k, v in sorted(wins.items())}
 
 
+def sums_ranked_first(model: RewardModule, generated: int = 12000, sums: int = 100, radius: int = 30) -> float:
+    """Share of test sums whose correct answer scores above every other number within `radius` of it."""
+    tokenizer = model.tokenizer
+    data = PreferenceDataModule(template="{instruction} {input} =", tokenizer="bytes", generated=generated)
+    records = [r for r in data.generated_records()["test"] if r["prompt"] == "add"][:sums]
+    first = 0
+    for r in records:
+        answer = int(r["chosen"])
+        numbers = list(range(max(0, answer - radius), answer + radius + 1))
+        prompt = tokenizer(f"add {r['input']} =", add_special_tokens=False)["input_ids"]
+        rows = [prompt + tokenizer(str(n), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+                for n in numbers]
+        with torch.no_grad():
+            scores = model(pad(rows, 0), pad([[1] * len(row) for row in rows], 0))
+        first += numbers[int(scores.argmax())] == answer
+    return first / len(records)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Print the accuracy of each kind of wrong answer."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a RewardModule checkpoint (best.ckpt of a reward run)")
     parser.add_argument("--generated", type=int, default=12000, help="the run's --data.init_args.generated")
     args = parser.parse_args(argv)
-    for name, (acc, count) in accuracy_by_kind(args.checkpoint, args.generated).items():
+    model = load_task(args.checkpoint).eval()
+    for name, (acc, count) in accuracy_by_kind(model, args.generated).items():
         print(f"{name:20s} {acc:.3f}  ({count} pairs)")
+    ranked = sums_ranked_first(model, args.generated)
+    print(f"correct sum scored above every number within 30 of it: {ranked:.0%} of 100 test sums")
 
 
 if __name__ == "__main__":
