@@ -99,6 +99,8 @@ def test_one_edit_wrongs_change_one_digit_or_swap_two_letters() -> None:
     assert all(r["rejected"] in one_edit_wrongs(r["prompt"], r["input"], r["chosen"]) for r in wide["train"])
     beyond = [r for r in wide["train"] if r["rejected"] not in plausible_wrongs(r["prompt"], r["input"], r["chosen"])]
     assert len(beyond) > len(wide["train"]) / 4
+    with pytest.raises(ConfigError, match="one_edit_wrongs.*wrong_answers to 2 or more"):
+        PreferenceDataModule(one_edit_wrongs=True)
 
 
 def test_long_responses_are_cut_to_max_length(tmp_path: Path) -> None:

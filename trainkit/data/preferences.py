@@ -35,6 +35,9 @@ class PreferenceDataModule(TextDataModule):
         """
         if wrong_answers < 1:
             raise ConfigError(f"wrong_answers={wrong_answers}: give 1 or more pairs per training prompt")
+        if one_edit_wrongs and wrong_answers < 2:
+            raise ConfigError("one_edit_wrongs draws the extra wrong answers of --data.init_args.wrong_answers: "
+                              "set wrong_answers to 2 or more (4 in configs/language/reward.yaml)")
         self.wrong_answers = wrong_answers
         self.one_edit_wrongs = one_edit_wrongs
         super().__init__(**kwargs)
