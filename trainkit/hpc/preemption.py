@@ -72,6 +72,11 @@ class Preemption(Callback):
         if not stop:
             return
         path = _save_resume_checkpoint(trainer)
+        if threading.current_thread() is threading.main_thread():
+            # Saved and stopping. SLURM answers a requeue with SIGTERM to every task, and Lightning's SIGTERM handler
+            # runs a collective with ranks SLURM is killing: its error cut this rank's line below off a job's log.
+            self._previous.setdefault(signal.SIGTERM, signal.getsignal(signal.SIGTERM))  # teardown restores it
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         name = signal.Signals(self.received).name if self.received is not None else "a signal on another rank"
         job = slurm_job_id()
         requeued = False
