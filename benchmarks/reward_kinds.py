@@ -17,7 +17,7 @@ import torch
 
 from trainkit.checkpoints import load_task
 from trainkit.data import PreferenceDataModule
-from trainkit.data._text import pad
+from trainkit.data._text import sequence_batch
 from trainkit.tasks import RewardModule
 
 
@@ -28,11 +28,16 @@ def kind(record: dict[str, str]) -> str:
     return "word as is" if record["rejected"] == record["input"] else "two letters swapped"
 
 
-def accuracy_by_kind(model: RewardModule, generated: int = 12000) -> dict[str, tuple[float, int]]:
-    """{kind: (share of test pairs whose chosen answer scores higher, pairs)}, with "all" over every pair."""
+def held_out_pairs(generated: int = 12000) -> PreferenceDataModule:
+    """The generated pairs of configs/language/reward.yaml, its held-out split set up."""
     data = PreferenceDataModule(template="{instruction} {input} =", max_length=32, batch_size=64,
                                 tokenizer="bytes", generated=generated)
     data.setup("test")
+    return data
+
+
+def accuracy_by_kind(model: RewardModule, data: PreferenceDataModule) -> dict[str, tuple[float, int]]:
+    """{kind: (share of test pairs whose chosen answer scores higher, pairs)}, with "all" over every pair."""
     records = data.generated_records()["test"]
     assert len(data.splits["test"]) == len(records), "max_length left test pairs out"
     wins: dict[str, list[bool]] = defaultdict(list)
@@ -45,34 +50,33 @@ def accuracy_by_kind(model: RewardModule, generated: int = 12000) -> dict[str, t
     return {k: (sum(v) / len(v), len(v)) for k, v in sorted(wins.items())}
 
 
-def sums_ranked_first(model: RewardModule, generated: int = 12000, sums: int = 100, radius: int = 30) -> float:
+def sums_ranked_first(model: RewardModule, data: PreferenceDataModule, sums: int = 100, radius: int = 30) -> float:
     """Share of test sums whose correct answer scores above every other number within `radius` of it."""
-    tokenizer = model.tokenizer
-    data = PreferenceDataModule(template="{instruction} {input} =", tokenizer="bytes", generated=generated)
+    format_prompt, encoder = data.prompt_encoding()
     records = [r for r in data.generated_records()["test"] if r["prompt"] == "add"][:sums]
     first = 0
     for r in records:
         answer = int(r["chosen"])
         numbers = list(range(max(0, answer - radius), answer + radius + 1))
-        prompt = tokenizer(f"add {r['input']} =", add_special_tokens=False)["input_ids"]
-        rows = [prompt + tokenizer(str(n), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-                for n in numbers]
+        prompt = encoder.prompt(format_prompt(r["prompt"], r["input"]))
+        rows = [prompt + encoder.response(prompt, str(n)) for n in numbers]
+        batch = sequence_batch(rows, rows, data.tokenizer.pad_token_id)
         with torch.no_grad():
-            scores = model(pad(rows, 0), pad([[1] * len(row) for row in rows], 0))
+            scores = model(batch["input_ids"], batch["attention_mask"])
         first += numbers[int(scores.argmax())] == answer
     return first / len(records)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Print the accuracy of each kind of wrong answer."""
+    """Print the accuracy of each kind of wrong answer, and how often the correct sum is ranked first."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a RewardModule checkpoint (best.ckpt of a reward run)")
     parser.add_argument("--generated", type=int, default=12000, help="the run's --data.init_args.generated")
     args = parser.parse_args(argv)
-    model = load_task(args.checkpoint).eval()
-    for name, (acc, count) in accuracy_by_kind(model, args.generated).items():
+    model, data = load_task(args.checkpoint).eval(), held_out_pairs(args.generated)
+    for name, (acc, count) in accuracy_by_kind(model, data).items():
         print(f"{name:20s} {acc:.3f}  ({count} pairs)")
-    ranked = sums_ranked_first(model, args.generated)
+    ranked = sums_ranked_first(model, data)
     print(f"correct sum scored above every number within 30 of it: {ranked:.0%} of 100 test sums")
 
 
