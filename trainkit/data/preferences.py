@@ -45,6 +45,7 @@ class PreferenceDataModule(TextDataModule):
     def generated_records(self) -> dict[str, list[dict[str, str]]]:
         generated = generate_records(*self.generated, seed=self.split_seed)
         rng = random.Random(self.split_seed)
+        pool = one_edit_wrongs if self.one_edit_wrongs else plausible_wrongs
         splits = {}
         for split, records in generated.items():
             pairs = []
@@ -52,7 +53,6 @@ class PreferenceDataModule(TextDataModule):
                 pair = {"prompt": r["instruction"], "input": r["input"], "chosen": r["output"]}
                 wrong = [r["rejected"]]
                 if split == "train" and self.wrong_answers > 1:
-                    pool = one_edit_wrongs if self.one_edit_wrongs else plausible_wrongs
                     others = sorted(set(pool(r["instruction"], r["input"], r["output"])) - {r["rejected"]})
                     wrong += rng.sample(others, min(self.wrong_answers - 1, len(others)))
                 pairs += [{**pair, "rejected": answer} for answer in wrong]

@@ -3,6 +3,7 @@ and tests that download nothing: every answer is checkable, and no val/test prom
 
 from __future__ import annotations
 
+import itertools
 import random
 import string
 
@@ -21,7 +22,7 @@ def plausible_wrongs(task: str, text: str, answer: str) -> list[str]:
     """Every wrong answer of the kind a model makes: a sum off by one or by a carry, a word half reversed."""
     if task == "add":
         return [str(int(answer) + d) for d in (-10, -1, 1, 10) if int(answer) + d >= 0]
-    swapped = [answer[:i] + answer[i + 1] + answer[i] + answer[i + 2:] for i in range(len(answer) - 1)]
+    swapped = [_swap(answer, i, i + 1) for i in range(len(answer) - 1)]
     options = [w for w in [text, *swapped] if w != answer]  # may repeat a word: kept, for the same draws by seed
     return options or [answer + answer[-1]]
 
@@ -33,13 +34,14 @@ def one_edit_wrongs(task: str, text: str, answer: str) -> list[str]:
         edits = {answer[:i] + d + answer[i + 1:] for i in range(len(answer)) for d in string.digits}
         edits = {e for e in edits if e == "0" or not e.startswith("0")}
     else:
-        edits = set()
-        for i in range(len(answer)):
-            for j in range(i + 1, len(answer)):
-                letters = list(answer)
-                letters[i], letters[j] = letters[j], letters[i]
-                edits.add("".join(letters))
+        edits = {_swap(answer, i, j) for i, j in itertools.combinations(range(len(answer)), 2)}
     return sorted((edits | set(plausible_wrongs(task, text, answer))) - {answer})
+
+
+def _swap(word: str, i: int, j: int) -> str:
+    letters = list(word)
+    letters[i], letters[j] = letters[j], letters[i]
+    return "".join(letters)
 
 
 def plausible_wrong(task: str, text: str, answer: str, rng: random.Random) -> str:
